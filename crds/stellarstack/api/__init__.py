@@ -1,0 +1,1 @@
+"""The StellarStack resource API: models, validation and pure domain logic (no I/O)."""
