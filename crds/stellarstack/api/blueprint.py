@@ -19,7 +19,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from stellarstack.api.common import ApiModel, Condition, DnsLabel, EnvName, Resource
+from stellarstack.api.common import ApiModel, Condition, EnvName, Resource
 from stellarstack.api.startup import BUILTIN_VARIABLES, PLACEHOLDER
 from stellarstack.api.states import BlueprintPhase
 
@@ -140,9 +140,13 @@ class VariableRules(ApiModel):
         if self.max is not None and size > self.max and (number is not None or not problems):
             problems.append(f"must be at most {_plain(self.max)}{unit}")
         digits = len(value.lstrip("+-"))
-        if self.digits_min is not None and (not value.lstrip("+-").isdigit() or digits < self.digits_min):
+        if self.digits_min is not None and (
+            not value.lstrip("+-").isdigit() or digits < self.digits_min
+        ):
             problems.append(f"must have at least {self.digits_min} digits")
-        if self.digits_max is not None and (not value.lstrip("+-").isdigit() or digits > self.digits_max):
+        if self.digits_max is not None and (
+            not value.lstrip("+-").isdigit() or digits > self.digits_max
+        ):
             problems.append(f"must have at most {self.digits_max} digits")
         if self.in_ is not None and value not in self.in_:
             problems.append("must be one of: " + ", ".join(self.in_))

@@ -9,8 +9,6 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
-from stellarstack.api.constants import API_VERSION
-
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 DNS1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
@@ -138,7 +136,7 @@ class Resource(ApiModel):
     # Kinds whose name becomes a Service name must start with a letter (DNS-1035).
     NAME_PATTERN: ClassVar[re.Pattern[str]] = DNS1123_LABEL
 
-    api_version: Literal["stellarstack.io/v1alpha1"] = API_VERSION
+    api_version: Literal["stellarstack.io/v1alpha1"] = "stellarstack.io/v1alpha1"
     """Always `stellarstack.io/v1alpha1`."""
     kind: str
     """The kind of the resource."""

@@ -60,9 +60,11 @@ def check_cron(expression: str) -> str:
         # Sparse expressions such as Feb 29 still fire within eight years; Feb 30 never does.
         if first - _REFERENCE > timedelta(days=366 * 8):
             raise CronError(f"{expression!r} never fires")
-    except (CroniterBadCronError, CroniterBadDateError, CroniterError, ValueError) as exc:
-        if isinstance(exc, CronError):
-            raise
+    except CronError:
+        raise
+    except CroniterBadDateError as exc:
+        raise CronError(f"{expression!r} never fires (no matching date)") from exc
+    except (CroniterBadCronError, CroniterError, ValueError) as exc:
         raise CronError(f"{expression!r} is not a valid cron expression: {exc}") from exc
     return normalised
 

@@ -1,4 +1,4 @@
-"""GameServer: one running game, namespaced; what users create, GitOps commits and the panel writes."""
+"""GameServer: one running game (namespaced); what users create and the panel writes."""
 
 from __future__ import annotations
 

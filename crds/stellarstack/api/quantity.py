@@ -79,7 +79,9 @@ def _normalise(value: Any) -> Any:
 Quantity = Annotated[
     str,
     BeforeValidator(_normalise),
-    WithJsonSchema({"x-kubernetes-int-or-string": True, "anyOf": [{"type": "integer"}, {"type": "string"}]}),
+    WithJsonSchema(
+        {"x-kubernetes-int-or-string": True, "anyOf": [{"type": "integer"}, {"type": "string"}]}
+    ),
 ]
 """A Kubernetes quantity field: accepts `2`, `"500m"`, `"1Gi"`; stored as the canonical string."""
 

@@ -2,7 +2,7 @@
 
 Runtimes observe the world, classify what they saw as an event, and ask `next_state` where the
 resource goes. A transition that is not in the table is a bug in the caller, never a silent
-change; `InvalidTransition` names the state and the event so the bug is easy to find.
+change; `InvalidTransitionError` names the state and the event so the bug is easy to find.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ S = TypeVar("S", bound=StrEnum)
 E = TypeVar("E", bound=StrEnum)
 
 
-class InvalidTransition(ValueError):
+class InvalidTransitionError(ValueError):
     """An event that the current state does not accept."""
 
     def __init__(self, state: StrEnum, event: StrEnum) -> None:
@@ -33,11 +33,11 @@ class StateMachine(Generic[S, E]):
     transitions: Mapping[S, Mapping[E, S]]
 
     def next_state(self, state: S, event: E) -> S:
-        """The state after `event` in `state`; raises `InvalidTransition` when not allowed."""
+        """The state after `event` in `state`; raises `InvalidTransitionError` when not allowed."""
         try:
             return self.transitions[state][event]
         except KeyError:
-            raise InvalidTransition(state, event) from None
+            raise InvalidTransitionError(state, event) from None
 
     def allows(self, state: S, event: E) -> bool:
         """Whether `event` is allowed in `state`."""
@@ -208,7 +208,7 @@ _BLUEPRINT_CHECKED = {
 # Every check result is accepted in every phase: a blueprint is re-checked on each change.
 BLUEPRINT_MACHINE: StateMachine[BlueprintPhase, BlueprintEvent] = StateMachine(
     initial=BlueprintPhase.PENDING,
-    transitions={phase: _BLUEPRINT_CHECKED for phase in BlueprintPhase},
+    transitions=dict.fromkeys(BlueprintPhase, _BLUEPRINT_CHECKED),
 )
 
 

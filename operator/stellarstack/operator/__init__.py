@@ -1,0 +1,1 @@
+"""The Kopf operator: reconciles GameServers and Blueprints into Pods, volumes and Services."""

@@ -1,0 +1,1 @@
+"""The web panel: accounts, permissions, servers on both backends, audit and webhooks."""
