@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetJsonSchemaHandler,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -65,9 +75,31 @@ def _check_env_name(value: str) -> str:
     return value
 
 
-DnsLabel = Annotated[str, AfterValidator(_check_dns_label)]
-DnsSubdomain = Annotated[str, AfterValidator(_check_dns_subdomain)]
-EnvName = Annotated[str, AfterValidator(_check_env_name)]
+@dataclass(frozen=True)
+class SchemaHint:
+    """Publishes a function-checked string shape in the JSON Schema (and so in the CRDs).
+
+    Validation stays with the function and its clear message; the hint only lets the API server
+    refuse a bad value at `kubectl apply`. A tighter `max_length` on the field wins.
+    """
+
+    pattern: str
+    max_length: int
+
+    def __get_pydantic_json_schema__(
+        self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        schema = handler(core_schema)
+        schema["pattern"] = self.pattern
+        schema["maxLength"] = min(schema.get("maxLength", self.max_length), self.max_length)
+        return schema
+
+
+DnsLabel = Annotated[str, AfterValidator(_check_dns_label), SchemaHint(DNS1123_LABEL.pattern, 63)]
+DnsSubdomain = Annotated[
+    str, AfterValidator(_check_dns_subdomain), SchemaHint(DNS1123_SUBDOMAIN.pattern, 253)
+]
+EnvName = Annotated[str, AfterValidator(_check_env_name), SchemaHint(ENV_NAME.pattern, 128)]
 
 
 class OwnerReference(ApiModel):
