@@ -17,6 +17,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
+	@$(BIN)/stellarstack panel --help >/dev/null 2>&1 || { \
+	  echo "make run: this version has no panel yet (see README, 'Status')"; exit 1; }
 	$(BIN)/stellarstack panel
 
 # The whole suite. pytest exits 5 when nothing was collected; that is a failure here too,
