@@ -139,7 +139,9 @@ class Workload:
     namespace: str | None
     image: str
     argv: tuple[str, ...]
-    """Replaces the image's command (CMD); the image's entrypoint (an init such as tini) stays."""
+    """The whole command line: it replaces both the image's entrypoint and its command, so no
+    image script (such as an egg image's `eval $STARTUP`) ever sees the values. Runtimes add
+    their own init process for signal forwarding and zombie reaping."""
     uses_shell: bool
     env: Mapping[str, str]
     working_dir: str

@@ -1,0 +1,1 @@
+"""Runtimes of the node agent (the Docker engine today)."""
