@@ -177,7 +177,7 @@ def test_every_format_and_yaml_text_re_import(relative: str) -> None:
 
 def _without_format_losses(blueprint: Blueprint, target: str) -> dict[str, Any]:
     """The blueprint as data, without what the target format cannot hold."""
-    spec = blueprint.to_wire()["spec"]
+    spec: dict[str, Any] = blueprint.to_wire()["spec"]
     spec.get("source", {}).pop("format", None)
     if target != "PLCN_v3":
         spec["startupCommands"] = spec["startupCommands"][:1]

@@ -22,7 +22,7 @@ from stellarstack.api.eggs.errors import DEFAULT_EXPORT_FORMAT, EGG_FORMATS, Egg
 from stellarstack.api.eggs.placeholders import export_config_value, export_startup
 from stellarstack.api.eggs.rules import format_rules, join_rules
 
-EXPORT_COMMENT: Final = "Exported by StellarStack from a Blueprint; edits are lost on re-export."
+EXPORT_COMMENT: Final = "Exported by StellarStack from a Blueprint."
 
 
 def export_egg(blueprint: Blueprint, *, format: str | None = None) -> dict[str, Any]:

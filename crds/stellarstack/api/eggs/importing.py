@@ -86,12 +86,45 @@ def blueprint_from_egg(egg: Any, *, name: str | None = None) -> Blueprint:
     try:
         spec = BlueprintSpec(**fields)
     except ValidationError as exc:
-        raise EggError(f"egg: {validation_reason(exc)}") from None
+        raise EggError(_spec_reason(exc)) from None
     metadata_name = name if name is not None else blueprint_name(display_name)
     try:
         return Blueprint(metadata=ObjectMeta(name=metadata_name), spec=spec)
     except ValidationError as exc:
         raise EggError(f"name: {validation_reason(exc)}") from None
+
+
+# Blueprint fields by the egg field they come from, so errors name what the egg author wrote.
+_EGG_FIELDS: Final = {
+    "display_name": "name",
+    "description": "description",
+    "author": "author",
+    "tags": "tags",
+    "features": "features",
+    "images": "docker_images",
+    "startup_commands": "startup",
+    "variables": "variables",
+    "stop": "config.stop",
+    "readiness": "config.startup",
+    "config_files": "config.files",
+    "install": "scripts.installation",
+    "file_denylist": "file_denylist",
+    "source": "meta",
+}
+
+
+def _spec_reason(exc: ValidationError) -> str:
+    parts: list[str] = []
+    for error in exc.errors(include_url=False):
+        location = [str(part) for part in error["loc"]]
+        message = error["msg"].removeprefix("Value error, ")
+        if location and location[0] in _EGG_FIELDS:
+            rest = "".join(f"[{part}]" if part.isdigit() else f".{part}" for part in location[1:])
+            parts.append(f"{_EGG_FIELDS[location[0]]}{rest}: {message}")
+        else:
+            # Cross-field problems name the Blueprint field in their own message.
+            parts.append(message)
+    return "; ".join(parts)
 
 
 def blueprint_name(egg_name: str) -> str:
