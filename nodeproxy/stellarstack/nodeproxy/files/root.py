@@ -415,6 +415,9 @@ class SafeRoot:
                 return FileError(FileErrorCode.NOT_FOUND, path)
             if stat.S_ISLNK(st.st_mode):
                 return FileError(FileErrorCode.SYMLINK_REFUSED, path, "path goes through a link")
+            if stat.S_ISDIR(st.st_mode):
+                # It was a link when opened and is a directory again now: a swap race.
+                return FileError(FileErrorCode.SYMLINK_REFUSED, path, "path changed while opened")
             return FileError(FileErrorCode.NOT_A_DIRECTORY, path)
         return from_oserror(exc, path)
 
