@@ -367,9 +367,10 @@ def test_invalid_objects_fail_naming_the_field(
 
 
 def test_unknown_fields_are_refused_by_the_models() -> None:
-    """Structural schemas cannot refuse unknown fields (the API server prunes them, which would
-    silently drop a typo); the models refuse them, so every runtime and `stellarstack validate`
-    reports the typo with its path."""
+    """A structural schema cannot say `additionalProperties: false`: the API server prunes unknown
+    fields, or refuses them only when the client asks for strict field validation (kubectl does
+    by default). The models refuse them always, so every runtime and `stellarstack validate`
+    report the typo with its path."""
     document = copy.deepcopy(GAMESERVER)
     document["spec"]["resources"]["memroy"] = "1Gi"
     assert schema_errors("GameServer", document) == []
@@ -379,27 +380,89 @@ def test_unknown_fields_are_refused_by_the_models() -> None:
 
 
 @pytest.mark.parametrize(
-    ("kind", "change", "rule_owner"),
+    ("kind", "change", "rule_owner", "owner_path", "model_problem"),
     [
-        ("GameServer", _set("spec.placement", {"type": "DockerNode"}), "Placement"),
-        ("GameServer", _set("spec.ports[1].port", 7777), "GameServerSpec"),
-        ("Blueprint", _set("spec.stop", {"type": "Command"}), "StopMethod"),
-        ("Blueprint", _set("spec.configFiles[0].edits[0]", {"key": "k"}), "ConfigEdit"),
-        ("Backup", _set("spec.storage", {"type": "S3"}), "BackupStorage"),
-        ("Schedule", _set("spec.tasks[0]", {"action": "Power"}), "Task"),
-        ("Schedule", _set("spec.tasks[0]", {"action": "Backup", "power": "stop"}), "Task"),
-        ("Schedule", _set("spec.retention", {}), "RetentionPolicy"),
+        (
+            "GameServer",
+            _set("spec.placement", {"type": "DockerNode"}),
+            "Placement",
+            "spec.placement",
+            "spec.placement.node: required when type is DockerNode",
+        ),
+        (
+            "Blueprint",
+            _set("spec.stop", {"type": "Command"}),
+            "StopMethod",
+            "spec.stop",
+            "spec.stop.command: required when type is Command",
+        ),
+        (
+            "Blueprint",
+            _set("spec.configFiles[0].edits[0]", {"key": "k"}),
+            "ConfigEdit",
+            "spec.configFiles[0].edits[0]",
+            "spec.configFiles[0].edits[0].value: either value or replacements is required",
+        ),
+        (
+            "Backup",
+            _set("spec.storage", {"type": "S3"}),
+            "BackupStorage",
+            "spec.storage",
+            "spec.storage.s3: required when type is S3",
+        ),
+        (
+            "Schedule",
+            _set("spec.tasks[0]", {"action": "Power"}),
+            "Task",
+            "spec.tasks[0]",
+            "spec.tasks[0].power: required when action is Power",
+        ),
+        (
+            "Schedule",
+            _set("spec.tasks[0]", {"action": "Backup", "power": "stop"}),
+            "Task",
+            "spec.tasks[0]",
+            "spec.tasks[0].power: only allowed when action is Power",
+        ),
+        (
+            "Schedule",
+            _set("spec.tasks[0]", {"action": "Power", "power": "stop", "command": "x"}),
+            "Task",
+            "spec.tasks[0]",
+            "spec.tasks[0].command: only allowed when action is Command",
+        ),
+        (
+            "Schedule",
+            _set("spec.retention", {}),
+            "RetentionPolicy",
+            "spec.retention",
+            "spec.retention: set at least one of keepLast, keepDaily, keepWeekly",
+        ),
     ],
 )
-def test_cel_rules_mirror_model_checks(kind: str, change: Any, rule_owner: str) -> None:
-    """Each CEL rule stands for a model check: a document breaking it is refused by the model,
-    with the message the rule uses (the API server itself is needed to run CEL)."""
+def test_cel_rules_mirror_model_checks(
+    kind: str, change: Any, rule_owner: str, owner_path: str, model_problem: str
+) -> None:
+    """Each CEL rule stands for a model check: a document breaking it is refused by the model at
+    the same field with the same message. (Running CEL itself needs an API server.)"""
     document = copy.deepcopy(SAMPLES[kind])
     change(document)
-    problems = validate_document(document)
-    assert problems, "the model accepted a document the CEL rule refuses"
-    messages = [rule["message"].split(":")[0] for rule in CEL_RULES[rule_owner]]
-    assert any(m in p for m in messages for p in problems), (problems, messages)
+    assert model_problem in validate_document(document)
+    as_the_api_server_says = {
+        f"{owner_path}{rule.get('fieldPath', '')}: {rule['message']}"
+        for rule in CEL_RULES[rule_owner]
+    }
+    assert model_problem in as_the_api_server_says
+
+
+def test_port_clash_is_refused_by_both() -> None:
+    document = copy.deepcopy(GAMESERVER)
+    document["spec"]["ports"][1]["port"] = 7777
+    assert validate_document(document) == [
+        "spec.ports[1].port: UDP 7777 is already used by port game"
+    ]
+    (rule,) = CEL_RULES["GameServerSpec"]
+    assert rule["fieldPath"] == ".ports"
 
 
 # ---------------------------------------------------------------------------------------------

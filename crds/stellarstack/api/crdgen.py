@@ -40,64 +40,86 @@ HEADER: Final = (
     "# Generated from the models in stellarstack.api by `make crds`; do not edit by hand.\n"
 )
 
-# Cross-field rules the API server can check cheaply (CEL, GA since Kubernetes 1.29), keyed by the
-# model class they sit on. They mirror model validators, so `kubectl apply` refuses what the
-# operator would otherwise only report later; the models remain the complete check. Each list
-# is bounded by `maxItems` and each string by `maxLength`/`enum`, which keeps the API server's
-# cost estimate low.
+
+def _rule(rule: str, message: str, field: str | None = None) -> Schema:
+    """One CEL validation; `field` (e.g. `.node`) is where the API server reports it."""
+    validation: Schema = {"rule": rule, "message": message}
+    if field is not None:
+        validation["fieldPath"] = field
+    return validation
+
+
+# Cross-field rules the API server checks with CEL (GA since Kubernetes 1.29; `fieldPath` needs
+# 1.28+), keyed by the model class they sit on. They mirror model validators with the same
+# messages, so `kubectl apply` refuses what a runtime would otherwise only report later; the
+# models remain the complete check. Lists are bounded by `maxItems` and strings by
+# `maxLength`/`enum`, which keeps the API server's cost estimate far below its limit.
 CEL_RULES: Final[Mapping[str, tuple[Schema, ...]]] = {
     "GameServerSpec": (
         # Unique names need no rule: `spec.ports` is a list-map keyed by name (see LIST_MAPS).
-        {
-            "rule": "!has(self.ports) || self.ports.all(p, self.ports.exists_one(q, "
-            "q.port == p.port && (q.protocol == p.protocol || q.protocol == 'TCPUDP' "
-            "|| p.protocol == 'TCPUDP')))",
-            "message": "ports: each port number may be used once per protocol",
-        },
+        _rule(
+            "!has(self.ports) || self.ports.all(p, self.ports.exists_one(q, q.port == p.port "
+            "&& (q.protocol == p.protocol || q.protocol == 'TCPUDP' || p.protocol == 'TCPUDP')))",
+            "each port number may be used once per protocol",
+            ".ports",
+        ),
     ),
     "Placement": (
-        {
-            "rule": "self.type != 'DockerNode' || has(self.node)",
-            "message": "node: required when type is DockerNode",
-        },
+        _rule(
+            "self.type != 'DockerNode' || has(self.node)",
+            "required when type is DockerNode",
+            ".node",
+        ),
     ),
     "StopMethod": (
-        {
-            "rule": "self.type != 'Command' || has(self.command)",
-            "message": "command: required when type is Command",
-        },
+        _rule(
+            "self.type != 'Command' || has(self.command)",
+            "required when type is Command",
+            ".command",
+        ),
     ),
     "ConfigEdit": (
-        {
-            "rule": "has(self.value) || (has(self.replacements) && size(self.replacements) > 0)",
-            "message": "value: either value or replacements is required",
-        },
+        _rule(
+            "has(self.value) || (has(self.replacements) && size(self.replacements) > 0)",
+            "either value or replacements is required",
+            ".value",
+        ),
     ),
     "BackupStorage": (
-        {
-            "rule": "self.type != 'S3' || has(self.s3)",
-            "message": "s3: required when type is S3",
-        },
+        _rule("self.type != 'S3' || has(self.s3)", "required when type is S3", ".s3"),
     ),
     "Task": (
-        {
-            "rule": "(self.action == 'Power') == has(self.power)",
-            "message": "power: required when action is Power, and only then",
-        },
-        {
-            "rule": "(self.action == 'Command') == has(self.command)",
-            "message": "command: required when action is Command, and only then",
-        },
-        {
-            "rule": "self.action == 'Backup' || !has(self.backup)",
-            "message": "backup: only allowed when action is Backup",
-        },
+        _rule(
+            "self.action != 'Power' || has(self.power)",
+            "required when action is Power",
+            ".power",
+        ),
+        _rule(
+            "self.action == 'Power' || !has(self.power)",
+            "only allowed when action is Power",
+            ".power",
+        ),
+        _rule(
+            "self.action != 'Command' || has(self.command)",
+            "required when action is Command",
+            ".command",
+        ),
+        _rule(
+            "self.action == 'Command' || !has(self.command)",
+            "only allowed when action is Command",
+            ".command",
+        ),
+        _rule(
+            "self.action == 'Backup' || !has(self.backup)",
+            "only allowed when action is Backup",
+            ".backup",
+        ),
     ),
     "RetentionPolicy": (
-        {
-            "rule": "has(self.keepLast) || has(self.keepDaily) || has(self.keepWeekly)",
-            "message": "set at least one of keepLast, keepDaily, keepWeekly",
-        },
+        _rule(
+            "has(self.keepLast) || has(self.keepDaily) || has(self.keepWeekly)",
+            "set at least one of keepLast, keepDaily, keepWeekly",
+        ),
     ),
 }
 
