@@ -50,11 +50,13 @@ def export_egg(blueprint: Blueprint, *, format: str | None = None) -> dict[str, 
         egg["exported_at"] = source.exported_at.isoformat()
     egg["name"] = spec.display_name
     egg["author"] = spec.author
-    if source is not None and source.uuid is not None:
-        egg["uuid"] = source.uuid
+    uuid = source.uuid if source is not None else None
+    if pelican or uuid is not None:
+        egg["uuid"] = uuid
     egg["description"] = spec.description
-    if source is not None and source.image is not None:
-        egg["image"] = source.image
+    image = source.image if source is not None else None
+    if format == "PLCN_v3" or image is not None:
+        egg["image"] = image
     if pelican or spec.tags:
         egg["tags"] = list(spec.tags)
     egg["features"] = list(spec.features) if (pelican or spec.features) else None
@@ -144,7 +146,8 @@ def _variable(variable: Variable, format: str) -> dict[str, Any]:
     }
     if variable.sort is not None:
         out["sort"] = variable.sort
-    if format.startswith("PTDL") or variable.field_type != "text":
+    # Only PTDL_v2 always writes the field; the others have it only where it is not plain text.
+    if format == "PTDL_v2" or variable.field_type != "text":
         out["field_type"] = variable.field_type
     return out
 
