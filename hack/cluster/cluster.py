@@ -139,6 +139,7 @@ def start(name: str, argv: list[str], env: dict[str, str] | None = None) -> None
 
 def stop(name: str, timeout: float = 15.0) -> None:
     pid = pid_of(name)
+    began = time.monotonic()
     if pid is not None:
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
@@ -149,6 +150,7 @@ def stop(name: str, timeout: float = 15.0) -> None:
             os.kill(pid, signal.SIGKILL)
             while pid_of(name) == pid:
                 time.sleep(0.1)
+        log(f"stopped {name} ({time.monotonic() - began:.1f}s)")
     (PIDS / f"{name}.pid").unlink(missing_ok=True)
 
 
@@ -454,6 +456,28 @@ def ensure_bridge() -> None:
             run(iptables, "-I", *spec)
 
 
+# Chains the kubelet itself makes (its canary and the localnet firewall), per table.
+KUBELET_CHAINS = {
+    "filter": ["KUBE-FIREWALL", "KUBE-KUBELET-CANARY"],
+    "nat": ["KUBE-KUBELET-CANARY"],
+    "mangle": ["KUBE-KUBELET-CANARY", "KUBE-IPTABLES-HINT"],
+}
+
+
+def remove_kubelet_chains() -> None:
+    for command in ("iptables", "ip6tables"):
+        binary = shutil.which(command)
+        if not binary:
+            continue
+        for parent in ("INPUT", "OUTPUT"):
+            while run(binary, "-D", parent, "-j", "KUBE-FIREWALL", check=False, quiet=True).returncode == 0:
+                pass
+        for table, chains in KUBELET_CHAINS.items():
+            for chain in chains:
+                run(binary, "-t", table, "-F", chain, check=False, quiet=True)
+                run(binary, "-t", table, "-X", chain, check=False, quiet=True)
+
+
 def remove_network() -> None:
     ip, iptables = shutil.which("ip"), shutil.which("iptables")
     if ip and run(ip, "link", "show", BRIDGE, check=False, quiet=True).returncode == 0:
@@ -699,6 +723,7 @@ def cmd_down(_: argparse.Namespace) -> None:
     if proxies and shutil.which("iptables"):
         # Removes the KUBE-* rules kube-proxy made.
         run(proxies[-1], "--cleanup", check=False, quiet=True)
+    remove_kubelet_chains()
     remove_network()
     unmount_under(DIR)
     if DIR.exists():
