@@ -35,8 +35,9 @@ from stellarstack.api.manifests import validate_document
 from stellarstack.api.schedule import Schedule
 
 CRD_DIR = Path(__file__).resolve().parents[2] / "crds"
-# The oldest Kubernetes we support: CEL validation rules are GA from 1.29 on.
-KUBERNETES_VERSION = "1.30"
+# The oldest Kubernetes we support: CEL validation rules are GA from 1.29 on. (The 1.27 schema
+# of CustomResourceDefinition lacks the rules' `fieldPath`, so this check has teeth.)
+KUBERNETES_VERSION = "1.29"
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 BLUEPRINT: dict[str, Any] = {
