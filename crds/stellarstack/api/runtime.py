@@ -159,8 +159,9 @@ class GameServerRuntime(Protocol):
         """Write one console line to the process. Raises `ServerNotRunningError`."""
         ...
 
-    async def logs(self, key: ServerKey, *, tail: int) -> list[str]:
-        """The last `tail` console lines of the current or last run."""
+    async def logs(self, key: ServerKey, *, tail: int, since: datetime | None = None) -> list[str]:
+        """The last `tail` console lines, only those written at or after `since` when given
+        (pass the current run's start to see only that run)."""
         ...
 
     def attach(

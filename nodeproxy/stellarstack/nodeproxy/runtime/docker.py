@@ -35,7 +35,7 @@ from stellarstack.api.runtime import (
     ServerNotFoundError,
     ServerNotRunningError,
 )
-from stellarstack.api.workload import Workload
+from stellarstack.api.workload import Workload, WorkloadSettings
 from stellarstack.nodeproxy.runtime.containers import (
     LABEL_AGENT,
     LABEL_SPEC_HASH,
@@ -59,6 +59,11 @@ class DockerRuntime:
         # Previous CPU sample per server, so that cpu_percent covers the time between samples
         # from one cheap one-shot read instead of a blocking two-sample read.
         self._cpu_samples: dict[ServerKey, tuple[int, int]] = {}
+
+    @property
+    def workload_settings(self) -> WorkloadSettings:
+        """The node-wide workload settings (user, paths) workloads must be built with."""
+        return self._settings.workload
 
     def _lock(self, key: ServerKey) -> asyncio.Lock:
         return self._locks.setdefault(key, asyncio.Lock())
@@ -273,12 +278,16 @@ class DockerRuntime:
             attached.close()
             raw.close()
 
-    async def logs(self, key: ServerKey, *, tail: int) -> list[str]:
-        return await asyncio.to_thread(self._logs, key, tail)
+    async def logs(self, key: ServerKey, *, tail: int, since: datetime | None = None) -> list[str]:
+        return await asyncio.to_thread(self._logs, key, tail, since)
 
-    def _logs(self, key: ServerKey, tail: int) -> list[str]:
+    def _logs(self, key: ServerKey, tail: int, since: datetime | None) -> list[str]:
         container = self._require(key)
-        raw: bytes = container.logs(stdout=True, stderr=True, tail=tail)
+        options: dict[str, Any] = {"stdout": True, "stderr": True, "tail": tail}
+        if since is not None:
+            # Docker takes whole seconds here; one second early keeps the run's first lines.
+            options["since"] = int(since.timestamp()) - 1
+        raw: bytes = container.logs(**options)
         return raw.decode("utf-8", "replace").splitlines()
 
     @asynccontextmanager

@@ -1,0 +1,265 @@
+"""The node agent's reconcile loop: stored GameServers → Docker containers, status back.
+
+Each pass observes a server, asks `stellarstack.api.lifecycle.compute_step` what to do, does it,
+stores the status, and repeats until there is nothing to do. The decision logic is shared and
+pure; this module only observes and acts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import socket
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from stellarstack.api.blueprint import Blueprint, StopMethod
+from stellarstack.api.gameserver import GameServer
+from stellarstack.api.lifecycle import Action, Observation, Step, compute_step
+from stellarstack.api.runtime import InstallOutcome, ProcessPhase, ServerKey
+from stellarstack.api.states import GameServerState
+from stellarstack.api.workload import Workload, WorkloadError, build_workload
+from stellarstack.nodeproxy.runtime.docker import DockerRuntime
+from stellarstack.nodeproxy.store import CLUSTER, Store
+
+log = logging.getLogger(__name__)
+
+# Enough steps for the longest chain (install → start → ready) plus a stop in between.
+_MAX_STEPS = 12
+_READINESS_LOG_LINES = 5000
+_IDLE_RESYNC = timedelta(seconds=5)
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    """Loop timing and the address probes connect to."""
+
+    probe_host: str = "127.0.0.1"
+    resync: timedelta = _IDLE_RESYNC
+
+
+class NodeAgent:
+    """Reconciles every stored GameServer on this node."""
+
+    def __init__(
+        self, store: Store, runtime: DockerRuntime, settings: AgentSettings | None = None
+    ) -> None:
+        self._store = store
+        self._runtime = runtime
+        self._settings = settings or AgentSettings()
+        self._wake = asyncio.Event()
+        self._due: dict[ServerKey, datetime] = {}
+
+    def wake(self) -> None:
+        """Reconcile now (call after the desired state changed)."""
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Reconcile until `stop` is set; each server when due or when woken."""
+        while not stop.is_set():
+            await self.reconcile_all()
+            now = datetime.now(UTC)
+            due = [when for when in self._due.values() if when > now]
+            delay = min([*(when - now for when in due), self._settings.resync]).total_seconds()
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    _first(self._wake.wait(), stop.wait()), timeout=max(0.05, delay)
+                )
+
+    async def reconcile_all(self) -> None:
+        """One pass over every server: deletions first, then the rest."""
+        for gone in self._store.deleting(GameServer):
+            await self.delete(gone)
+        now = datetime.now(UTC)
+        for gameserver in self._store.of_kind(GameServer):
+            key = _key(gameserver)
+            if self._due.get(key, now) > now:
+                continue
+            try:
+                step = await self.reconcile(gameserver)
+            except Exception:  # one broken server must not stop the others
+                log.exception("reconcile of %s failed", key)
+                self._due[key] = now + timedelta(seconds=10)
+                continue
+            if step.requeue_after is not None:
+                self._due[key] = now + step.requeue_after
+            else:
+                self._due.pop(key, None)
+
+    async def reconcile(self, gameserver: GameServer) -> Step:
+        """Step a server until there is nothing to do; returns the last step."""
+        key = _key(gameserver)
+        blueprint = self._store.get(Blueprint, CLUSTER, gameserver.spec.blueprint)
+        workload: Workload | None = None
+        problems: tuple[str, ...] = ()
+        if blueprint is not None:
+            try:
+                workload = build_workload(gameserver, blueprint, self._runtime.workload_settings)
+            except WorkloadError as exc:
+                problems = tuple(exc.problems)
+        install_outcome: InstallOutcome | None = None
+        step: Step | None = None
+        for _ in range(_MAX_STEPS):
+            observed = await self._observe(
+                gameserver, key, blueprint, workload, problems, install_outcome
+            )
+            install_outcome = None
+            step = compute_step(gameserver, observed)
+            if step.status != gameserver.status:
+                self._store.set_status(gameserver, step.status)
+                gameserver = gameserver.model_copy(update={"status": step.status})
+                for event in step.events:
+                    log.info("%s: %s -> %s", key, event.value, step.status.state.value)
+            if step.action is Action.NONE:
+                return step
+            install_outcome = await self._act(step.action, key, workload, blueprint)
+        assert step is not None
+        log.warning("%s did not settle in %d steps", key, _MAX_STEPS)
+        return Step(step.action, step.status, step.events, timedelta(seconds=1))
+
+    async def _observe(
+        self,
+        gameserver: GameServer,
+        key: ServerKey,
+        blueprint: Blueprint | None,
+        workload: Workload | None,
+        problems: tuple[str, ...],
+        install_outcome: InstallOutcome | None,
+    ) -> Observation:
+        process = await self._runtime.status(key)
+        ready = False
+        state = gameserver.status.state if gameserver.status else GameServerState.PENDING
+        if (
+            workload is not None
+            and process.phase is ProcessPhase.RUNNING
+            and state
+            in {
+                GameServerState.STARTING,
+                GameServerState.PENDING,
+                GameServerState.STOPPED,
+                GameServerState.CRASHED,
+            }
+        ):
+            ready = await self._ready(key, workload, process.started_at)
+        return Observation(
+            process=process,
+            now=datetime.now(UTC),
+            ready=ready,
+            install_outcome=install_outcome,
+            blueprint_found=blueprint is not None,
+            problems=problems,
+            has_install_step=workload is None or workload.install is not None,
+            readiness_timeout=(
+                None if workload is None else timedelta(seconds=workload.readiness.timeout_seconds)
+            ),
+        )
+
+    async def _act(
+        self,
+        action: Action,
+        key: ServerKey,
+        workload: Workload | None,
+        blueprint: Blueprint | None,
+    ) -> InstallOutcome | None:
+        stop_method = blueprint.spec.stop if blueprint is not None else StopMethod()
+        if action is Action.STOP:
+            await self._runtime.stop(key, stop_method)
+        elif action is Action.KILL:
+            await self._runtime.kill(key)
+        elif action is Action.START:
+            assert workload is not None  # compute_step starts only valid servers
+            await self._runtime.ensure(workload)
+            await self._runtime.start(key)
+        elif action is Action.INSTALL:
+            assert workload is not None
+            return await self._runtime.install(workload)
+        return None
+
+    async def _ready(self, key: ServerKey, workload: Workload, started_at: datetime | None) -> bool:
+        readiness = workload.readiness
+        if readiness.console_patterns:
+            lines = await self._runtime.logs(key, tail=_READINESS_LOG_LINES, since=started_at)
+            return any(
+                _matches(line, pattern, readiness.console_regex)
+                for line in lines
+                for pattern in readiness.console_patterns
+            )
+        if workload.probe is None:
+            return True  # no readiness defined: running is ready
+        port = next(
+            (
+                p.host_port
+                for p in workload.ports
+                if p.container_port == workload.probe.container_port
+                and p.protocol == ("UDP" if workload.probe.type == "udp" else "TCP")
+            ),
+            None,
+        )
+        if port is None:
+            return False
+        return await probe(
+            self._settings.probe_host,
+            port,
+            workload.probe.type,
+            workload.probe.payload,
+            workload.probe.path,
+        )
+
+    async def delete(self, gameserver: GameServer) -> None:
+        """Stop gracefully, remove the container, delete the data unless retained, forget."""
+        key = _key(gameserver)
+        blueprint = self._store.get(Blueprint, CLUSTER, gameserver.spec.blueprint)
+        if (await self._runtime.status(key)).phase is ProcessPhase.RUNNING:
+            await self._runtime.stop(key, blueprint.spec.stop if blueprint else StopMethod())
+        await self._runtime.destroy(key, keep_data=gameserver.spec.storage.retain_on_delete)
+        self._store.forget(GameServer, key.namespace, key.name)
+        self._due.pop(key, None)
+
+
+def _key(gameserver: GameServer) -> ServerKey:
+    return ServerKey(gameserver.metadata.namespace or "default", gameserver.metadata.name or "")
+
+
+def _matches(line: str, pattern: str, regex: bool) -> bool:
+    return re.search(pattern, line) is not None if regex else pattern in line
+
+
+async def probe(host: str, port: int, kind: str, payload: bytes, path: str) -> bool:
+    """One readiness probe with a short timeout: a connection (tcp), an answered datagram
+    (udp) or a 2xx/3xx status line (http)."""
+    loop = asyncio.get_running_loop()
+    try:
+        if kind == "udp":
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+                sock.setblocking(False)
+                await loop.sock_connect(sock, (host, port))
+                await loop.sock_sendall(sock, payload)
+                await asyncio.wait_for(loop.sock_recv(sock, 65535), 1.0)
+                return True
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 1.0)
+        try:
+            if kind == "tcp":
+                return True
+            writer.write(f"GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n".encode())
+            await writer.drain()
+            status_line = await asyncio.wait_for(reader.readline(), 2.0)
+            parts = status_line.split()
+            return len(parts) >= 2 and parts[1][:1] in {b"2", b"3"}
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+    except (OSError, TimeoutError):
+        return False
+
+
+async def _first(*waits: object) -> None:
+    tasks = [asyncio.ensure_future(w) for w in waits]  # type: ignore[call-overload]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
