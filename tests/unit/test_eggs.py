@@ -132,7 +132,8 @@ def test_toy_egg_imports() -> None:
 
 def test_name_argument_wins() -> None:
     assert import_egg(json.dumps(TOY_EGG), name="custom").metadata.name == "custom"
-    assert "name:" in rejected_with_name("Not A Label")
+    assert rejected_with_name("Not A Label").startswith("metadata.name: must be lowercase")
+    assert rejected_with_name("a" * 64).startswith("metadata.name: at most 63 characters")
 
 
 def rejected_with_name(name: str) -> str:
@@ -223,6 +224,7 @@ e: [*d,*d,*d,*d,*d,*d,*d,*d,*d]
         ("!!python/object/apply:os.system ['true']\n", "not valid YAML"),
         ("a: b\n---\nc: d\n", "not valid YAML"),
         ("a: [unclosed\n", "not valid YAML"),
+        ("a: b\x00\n", "not valid YAML"),
     ],
 )
 def test_unsafe_or_broken_yaml_is_refused(text: str, reason: str) -> None:
@@ -374,6 +376,10 @@ def test_invalid_config_files(files: dict[str, Any], reason: str) -> None:
     [
         ({"docker_images": {}}, "docker_images: at least one image is required"),
         ({"docker_images": {"Java": ""}}, 'docker_images["Java"]: must be an image reference'),
+        (
+            {"docker_images": {"Java": "localhost/a", " Java ": "localhost/b"}},
+            "docker_images: names must be unique (Java)",
+        ),
         ({"startup": "  "}, "startup: a startup command is required"),
         ({"startup": "run {{server.build.cpu}}"}, "startup: placeholder {{server.build.cpu}}"),
         ({"name": ""}, "name: required"),

@@ -124,11 +124,14 @@ class _BoundedSafeLoader(yaml.SafeLoader):
 
 def load_yaml(text: str) -> Any:
     """Parse a YAML egg with the bounded safe loader (never yaml.load with a full loader)."""
-    loader = _BoundedSafeLoader(text)
+    loader: _BoundedSafeLoader | None = None
     try:
+        # The reader checks the characters as soon as the loader is made, so it is inside too.
+        loader = _BoundedSafeLoader(text)
         return loader.get_single_data()
     except yaml.YAMLError as exc:
         reason = str(exc).replace("\n", " ")
         raise EggError(f"document: not valid YAML ({reason})") from exc
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()

@@ -91,7 +91,8 @@ def blueprint_from_egg(egg: Any, *, name: str | None = None) -> Blueprint:
     try:
         return Blueprint(metadata=ObjectMeta(name=metadata_name), spec=spec)
     except ValidationError as exc:
-        raise EggError(f"name: {validation_reason(exc)}") from None
+        # The message already names metadata.name (the `name` argument, or the slug).
+        raise EggError(validation_reason(exc)) from None
 
 
 # Blueprint fields by the egg field they come from, so errors name what the egg author wrote.
@@ -113,6 +114,12 @@ _EGG_FIELDS: Final = {
 }
 
 
+_CROSS_FIELD_PREFIXES: Final = (
+    ("images:", "docker_images:"),
+    ("startupCommands:", "startup_commands:"),
+)
+
+
 def _spec_reason(exc: ValidationError) -> str:
     parts: list[str] = []
     for error in exc.errors(include_url=False):
@@ -122,7 +129,12 @@ def _spec_reason(exc: ValidationError) -> str:
             rest = "".join(f"[{part}]" if part.isdigit() else f".{part}" for part in location[1:])
             parts.append(f"{_EGG_FIELDS[location[0]]}{rest}: {message}")
         else:
-            # Cross-field problems name the Blueprint field in their own message.
+            # Cross-field problems name the Blueprint field in their own messages; the parts
+            # the importer can meet are renamed to the egg's fields.
+            for ours, theirs in _CROSS_FIELD_PREFIXES:
+                if message.startswith(ours):
+                    message = theirs + message.removeprefix(ours)
+                    break
             parts.append(message)
     return "; ".join(parts)
 
