@@ -36,6 +36,7 @@ from stellarstack.api.runtime import (
     ServerNotRunningError,
 )
 from stellarstack.api.workload import Workload, WorkloadSettings
+from stellarstack.nodeproxy.files import FileError, SafeRoot
 from stellarstack.nodeproxy.runtime.containers import (
     LABEL_AGENT,
     LABEL_SPEC_HASH,
@@ -432,26 +433,10 @@ def _timestamp(value: str | None) -> datetime | None:
     return datetime.fromisoformat(f"{head}.{(fraction + '000000')[:6]}+00:00")
 
 
-def data_usage(root: Path) -> int:
-    """Bytes a directory tree occupies on disk; links are not followed, hard links count once."""
-    seen: set[tuple[int, int]] = set()
-    total = 0
-    stack = [str(root)]
-    while stack:
-        try:
-            entries = os.scandir(stack.pop())
-        except (FileNotFoundError, NotADirectoryError, PermissionError):
-            continue
-        with entries:
-            for entry in entries:
-                try:
-                    info = entry.stat(follow_symlinks=False)
-                except FileNotFoundError:
-                    continue
-                if (info.st_dev, info.st_ino) in seen:
-                    continue
-                seen.add((info.st_dev, info.st_ino))
-                total += info.st_blocks * 512
-                if entry.is_dir(follow_symlinks=False):
-                    stack.append(entry.path)
-    return total
+def data_usage(root: Path) -> int | None:
+    """Bytes the server's data directory occupies, measured by the confined file layer."""
+    try:
+        with SafeRoot(root) as files:
+            return files.disk_usage().bytes
+    except (OSError, FileError):
+        return None
