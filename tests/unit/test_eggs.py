@@ -474,6 +474,9 @@ def test_config_placeholders_export(ours: str, pterodactyl: str, pelican: str) -
         ("./srv --id {{P_SERVER_UUID}}", "./srv --id {{SERVER_UUID}}"),
         # The images' entrypoint turns an unknown {{X}} into ${X} for the shell.
         ("./srv {{CLIENT_MODS}}", "./srv ${CLIENT_MODS}"),
+        ("./srv --motd {{server.build.env.MOTD}}", "./srv --motd {{MOTD}}"),
+        ("./srv --x {{env.UNDECLARED}}", "./srv --x ${UNDECLARED}"),
+        ("./srv --tz {{server.environment.TZ}}", "./srv --tz {{TZ}}"),
         ("./srv --port ${SERVER_PORT} $EXTRA", "./srv --port ${SERVER_PORT} $EXTRA"),
     ],
 )

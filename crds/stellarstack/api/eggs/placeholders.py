@@ -86,6 +86,15 @@ def import_startup(text: str, variables: Collection[str], field: str) -> str:
             return "{{" + SERVER_PATHS[key] + "}}"
         if key in DAEMON_ENV:
             return "{{" + DAEMON_ENV[key] + "}}"
+        for prefix in ENV_PREFIXES:
+            # Config-file spelling in a startup command: the intent is the variable.
+            if key.startswith(prefix):
+                key = key.removeprefix(prefix)
+                if key in variables or key in BUILTIN_VARIABLES:
+                    return "{{" + key + "}}"
+                if key in DAEMON_ENV:
+                    return "{{" + DAEMON_ENV[key] + "}}"
+                break
         if ENV_NAME.match(key):
             # The images' entrypoint turns an unknown `{{X}}` into `${X}` for the shell.
             return "${" + key + "}"
