@@ -301,3 +301,20 @@ def test_extraction_over_quota_leaves_nothing(tmp_path: Path) -> None:
 def test_unknown_format(sandbox: tuple[Sandbox, SafeRoot]) -> None:
     box, root = sandbox
     assert_refused(box, root, b"not an archive at all" * 100, FileErrorCode.BAD_ARCHIVE)
+
+
+def test_a_refused_extraction_into_a_new_directory_leaves_no_directory(
+    sandbox: tuple[Sandbox, SafeRoot],
+) -> None:
+    box, root = sandbox
+    (box.root / "evil.tar").write_bytes(tar_bytes([reg("ok"), special("ln", tarfile.SYMTYPE, "/")]))
+    with pytest.raises(FileError):
+        extract_archive(root, "evil.tar", "new/deeper/dest")
+    assert not (box.root / "new").exists()
+
+
+def test_implied_directories_are_created_traversable(sandbox: tuple[Sandbox, SafeRoot]) -> None:
+    box, root = sandbox
+    (box.root / "a.zip").write_bytes(zip_bytes([("x/y/z.txt", b"z")]))
+    extract_archive(root, "a.zip", "dest")
+    assert stat.S_IMODE((box.root / "dest/x/y").stat().st_mode) & 0o755 == 0o755

@@ -508,7 +508,9 @@ class _Staging:
         try:
             for part in parts:
                 with contextlib.suppress(FileExistsError):
-                    os.mkdir(part, 0o700, dir_fd=fd)
+                    os.mkdir(part, 0o755, dir_fd=fd)
+                    if self.root.owner is not None:
+                        os.chown(part, *self.root.owner, dir_fd=fd, follow_symlinks=False)
                 try:
                     child = os.open(part, _O_DIR_PATH, dir_fd=fd)
                 except OSError as exc:
@@ -675,6 +677,7 @@ def extract_archive(
         if fmt is None:
             raise FileError(FileErrorCode.BAD_ARCHIVE, archive, "unknown archive format")
         guard = ExtractionGuard(limits, reader.size)
+        first_missing = _first_missing(root, dest_parts)
         dest_fd = root._open_dir(dest_parts, dest, create=True)
         try:
             staging = f"{TEMP_PREFIX}staging-{secrets.token_hex(8)}"
@@ -703,9 +706,35 @@ def extract_archive(
                     os.close(stage_fd)
             finally:
                 root._remove_tree_quietly(dest_fd, staging)
+        except BaseException:
+            if first_missing is not None:
+                _remove_created_dirs(root, dest_parts, first_missing)
+            raise
         finally:
             os.close(dest_fd)
     return ExtractReport(guard.entries, guard.data_bytes)
+
+
+def _first_missing(root: SafeRoot, parts: Parts) -> int | None:
+    """Index of the first component of `parts` that does not exist yet (None: all exist)."""
+    for end in range(1, len(parts) + 1):
+        try:
+            os.close(root._open_dir(parts[:end], join_parts(parts[:end])))
+        except FileError as exc:
+            if exc.code is FileErrorCode.NOT_FOUND:
+                return end - 1
+            raise
+    return None
+
+
+def _remove_created_dirs(root: SafeRoot, parts: Parts, first: int) -> None:
+    """Undo the `mkdir -p` of a refused extraction: rmdir (only if empty) deepest first."""
+    for end in range(len(parts), first, -1):
+        try:
+            with root._parent(parts[:end], join_parts(parts[:end])) as pfd:
+                os.rmdir(parts[end - 1], dir_fd=pfd)
+        except (OSError, FileError):
+            return
 
 
 def _check_dest(staged: _Staging, dest: Parts, entry: PlannedEntry) -> None:
