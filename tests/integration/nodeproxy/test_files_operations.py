@@ -455,3 +455,25 @@ def test_extracts_what_tar_and_zstd_produce(root: SafeRoot, tree: Path) -> None:
         ["tar", "-I", "zstd", "-tf", str(out)], capture_output=True, text=True, check=True
     ).stdout.split()
     assert sorted(listing) == ["config/", "config/app.yml", "config/secret.yml"]
+
+
+def test_created_entries_belong_to_the_server_user(tree: Path) -> None:
+    owner = (4321, 4321)
+    with SafeRoot(tree, owner=owner) as root:
+        root.write("new.txt", [b"x"])
+        root.mkdir("made/deep")
+        root.copy("world", "world2")
+        create_archive_file(root, ["config"], "c.zip", ArchiveFormat.ZIP)
+        extract_archive(root, "c.zip", "unzipped")
+    for rel in (
+        "new.txt",
+        "made",
+        "made/deep",
+        "world2",
+        "world2/region/r.0.0.mca",
+        "c.zip",
+        "unzipped/config",
+        "unzipped/config/app.yml",
+    ):
+        st = (tree / rel).stat()
+        assert (st.st_uid, st.st_gid) == owner, rel
