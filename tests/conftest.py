@@ -1,3 +1,3 @@
 """Fixtures shared by every tier; each plugin module documents its own."""
 
-pytest_plugins = ["support.docker_engine"]
+pytest_plugins = ["support.docker_engine", "support.kube"]

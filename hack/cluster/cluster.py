@@ -76,7 +76,9 @@ def log(message: str) -> None:
     print(f"cluster: {message}", file=sys.stderr, flush=True)
 
 
-def run(*args: str | Path, check: bool = True, quiet: bool = False) -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str | Path, check: bool = True, quiet: bool = False
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(a) for a in args],
         check=check,
@@ -470,7 +472,10 @@ def remove_kubelet_chains() -> None:
         if not binary:
             continue
         for parent in ("INPUT", "OUTPUT"):
-            while run(binary, "-D", parent, "-j", "KUBE-FIREWALL", check=False, quiet=True).returncode == 0:
+            while (
+                run(binary, "-D", parent, "-j", "KUBE-FIREWALL", check=False, quiet=True).returncode
+                == 0
+            ):
                 pass
         for table, chains in KUBELET_CHAINS.items():
             for chain in chains:
@@ -692,8 +697,10 @@ def cmd_up(_: argparse.Namespace) -> None:
     start_all(bindir)
     wait_for(
         "containerd",
-        lambda: run("ctr", "--address", CONTAINERD_SOCK, "version", check=False, quiet=True)
-        .returncode == 0,
+        lambda: (
+            run("ctr", "--address", CONTAINERD_SOCK, "version", check=False, quiet=True).returncode
+            == 0
+        ),
         30,
         "containerd",
     )

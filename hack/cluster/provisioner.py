@@ -79,7 +79,11 @@ def provision(api: Api, claim: dict[str, Any], volumes: Path, storage_class: str
                     "nodeSelectorTerms": [
                         {
                             "matchExpressions": [
-                                {"key": "kubernetes.io/hostname", "operator": "In", "values": [node]}
+                                {
+                                    "key": "kubernetes.io/hostname",
+                                    "operator": "In",
+                                    "values": [node],
+                                }
                             ]
                         }
                     ]
@@ -119,7 +123,9 @@ def sync(api: Api, volumes: Path, storage_class: str) -> None:
         ):
             provision(api, claim, volumes, storage_class)
     for volume in api.call("GET", "/api/v1/persistentvolumes")["items"]:
-        provisioned_by = volume["metadata"].get("annotations", {}).get("pv.kubernetes.io/provisioned-by")
+        provisioned_by = (
+            volume["metadata"].get("annotations", {}).get("pv.kubernetes.io/provisioned-by")
+        )
         if provisioned_by == PROVISIONER and volume.get("status", {}).get("phase") in (
             "Released",
             "Failed",
