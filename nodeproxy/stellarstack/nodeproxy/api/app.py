@@ -1,0 +1,391 @@
+"""The node API (FastAPI): resources, power, console, stats; the panel is its client.
+
+Every route but `/healthz` needs the node's bearer token. Resources are written whole and
+validated by the API models; the agent loop is woken after each change and does the work, so a
+request never waits for a container (power requests answer 202 and the status follows).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, WebSocket, status
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.websockets import WebSocketDisconnect
+
+from stellarstack.api.backup import Backup
+from stellarstack.api.blueprint import Blueprint
+from stellarstack.api.common import Resource
+from stellarstack.api.gameserver import GameServer, PowerState
+from stellarstack.api.manifests import validate_document
+from stellarstack.api.runtime import ServerKey, ServerNotFoundError, ServerNotRunningError
+from stellarstack.api.schedule import Schedule
+from stellarstack.nodeproxy.agent import NodeAgent
+from stellarstack.nodeproxy.api.ratelimit import TokenBucket
+from stellarstack.nodeproxy.runtime.docker import DockerRuntime
+from stellarstack.nodeproxy.settings import NodeSettings
+from stellarstack.nodeproxy.store import CLUSTER, Store
+
+NAMESPACED: dict[str, type[Resource]] = {
+    "gameservers": GameServer,
+    "backups": Backup,
+    "schedules": Schedule,
+}
+
+
+@dataclass
+class NodeServices:
+    """What the routes need; built once per process."""
+
+    settings: NodeSettings
+    store: Store
+    runtime: DockerRuntime
+    agent: NodeAgent
+    console_connections: dict[ServerKey, int] = field(default_factory=lambda: defaultdict(int))
+
+
+class ResourceError(Exception):
+    """A resource document that failed validation; each problem names its field."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+class PowerRequest(BaseModel):
+    """A power action."""
+
+    action: Literal["start", "stop", "restart", "kill"]
+
+
+class PowerAccepted(BaseModel):
+    """The action was recorded in the desired state; watch the status for its effect."""
+
+    action: str
+    request: str | None = Field(description="The restart/kill request id the status echoes")
+
+
+class CommandRequest(BaseModel):
+    """One console line."""
+
+    line: str = Field(min_length=1, max_length=4096, pattern=r"^[^\r\n]*$")
+
+
+def create_app(services: NodeServices, *, run_agent: bool = False) -> FastAPI:
+    """The node API application over `services`; with `run_agent` the app also runs the
+    reconcile loop for as long as it serves (tests drive the agent themselves instead)."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if not run_agent:
+            yield
+            return
+        stop = asyncio.Event()
+        loop = asyncio.create_task(services.agent.run(stop))
+        try:
+            yield
+        finally:
+            stop.set()
+            services.agent.wake()
+            await loop
+
+    app = FastAPI(
+        title="StellarStack node API",
+        version="v1",
+        description="Runs the panel's GameServers on this Docker host.",
+        lifespan=lifespan,
+    )
+
+    @app.exception_handler(ResourceError)
+    async def _invalid(_: Request, exc: ResourceError) -> JSONResponse:
+        return JSONResponse(
+            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+            content={"detail": "invalid resource", "errors": exc.problems},
+        )
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    app.include_router(_resources_router(services))
+    app.include_router(_servers_router(services))
+    return app
+
+
+def _require_token(services: NodeServices) -> Any:
+    expected = services.settings.token.get_secret_value().encode()
+
+    async def check(request: Request) -> None:
+        header = request.headers.get("authorization", "")
+        scheme, _, presented = header.partition(" ")
+        # compare_digest keeps the comparison time independent of where the strings differ.
+        if scheme.lower() != "bearer" or not hmac.compare_digest(presented.encode(), expected):
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED,
+                "a valid node token is required",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+
+    return Depends(check)
+
+
+def _parse(model: type[Resource], document: Any, namespace: str, name: str) -> Resource:
+    if not isinstance(document, dict):
+        raise ResourceError(["body: must be a JSON object"])
+    document = {**document, "kind": document.get("kind", model.KIND)}
+    document.setdefault("apiVersion", "stellarstack.io/v1alpha1")
+    metadata = dict(document.get("metadata") or {})
+    problems: list[str] = []
+    if document["kind"] != model.KIND:
+        problems.append(f"kind: must be {model.KIND} at this path")
+    if metadata.setdefault("name", name) != name:
+        problems.append(f"metadata.name: {metadata['name']!r} does not match the path ({name!r})")
+    if model.NAMESPACED and metadata.setdefault("namespace", namespace) != namespace:
+        problems.append(f"metadata.namespace: does not match the path ({namespace!r})")
+    document["metadata"] = metadata
+    document.pop("status", None)  # status belongs to the agent
+    problems.extend(validate_document(document) if not problems else [])
+    if problems:
+        raise ResourceError(problems)
+    return model.model_validate(document)
+
+
+def _resources_router(services: NodeServices) -> APIRouter:
+    router = APIRouter(
+        prefix="/api/v1", tags=["resources"], dependencies=[_require_token(services)]
+    )
+    store = services.store
+
+    def stored(model: type[Resource], namespace: str, name: str) -> dict[str, Any]:
+        found = store.get(model, namespace, name)
+        if found is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"{model.KIND} {name} not found")
+        return found.to_wire()
+
+    @router.put("/blueprints/{name}")
+    async def put_blueprint(name: str, request: Request) -> dict[str, Any]:
+        blueprint = _parse(Blueprint, await _json(request), CLUSTER, name)
+        result = store.put(blueprint).to_wire()
+        services.agent.wake()
+        return result
+
+    @router.get("/blueprints")
+    async def list_blueprints() -> list[dict[str, Any]]:
+        return [b.to_wire() for b in store.of_kind(Blueprint)]
+
+    @router.get("/blueprints/{name}")
+    async def get_blueprint(name: str) -> dict[str, Any]:
+        return stored(Blueprint, CLUSTER, name)
+
+    @router.delete("/blueprints/{name}", status_code=status.HTTP_204_NO_CONTENT)
+    async def delete_blueprint(name: str) -> None:
+        stored(Blueprint, CLUSTER, name)
+        store.forget(Blueprint, CLUSTER, name)
+        services.agent.wake()
+
+    @router.put("/namespaces/{namespace}/{plural}/{name}")
+    async def put_namespaced(
+        namespace: str, plural: str, name: str, request: Request
+    ) -> dict[str, Any]:
+        model = _namespaced(plural)
+        resource = _parse(model, await _json(request), namespace, name)
+        result = store.put(resource).to_wire()
+        services.agent.wake()
+        return result
+
+    @router.get("/namespaces/{namespace}/{plural}")
+    async def list_namespaced(namespace: str, plural: str) -> list[dict[str, Any]]:
+        return [r.to_wire() for r in store.of_kind(_namespaced(plural), namespace)]
+
+    @router.get("/namespaces/{namespace}/{plural}/{name}")
+    async def get_namespaced(namespace: str, plural: str, name: str) -> dict[str, Any]:
+        return stored(_namespaced(plural), namespace, name)
+
+    @router.delete("/namespaces/{namespace}/{plural}/{name}", status_code=status.HTTP_202_ACCEPTED)
+    async def delete_namespaced(namespace: str, plural: str, name: str) -> dict[str, str]:
+        model = _namespaced(plural)
+        stored(model, namespace, name)
+        if model is GameServer:
+            # The agent stops the server, removes its container and data, then forgets it.
+            store.mark_deleting(model, namespace, name)
+        else:
+            store.forget(model, namespace, name)
+        services.agent.wake()
+        return {"status": "deleting"}
+
+    return router
+
+
+def _servers_router(services: NodeServices) -> APIRouter:
+    token = _require_token(services)
+    router = APIRouter(prefix="/api/v1/namespaces/{namespace}/gameservers/{name}", tags=["servers"])
+    store, runtime = services.store, services.runtime
+
+    def server(namespace: str, name: str) -> GameServer:
+        found = store.get(GameServer, namespace, name)
+        if found is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"GameServer {name} not found")
+        return found
+
+    @router.post("/power", status_code=status.HTTP_202_ACCEPTED, dependencies=[token])
+    async def power(namespace: str, name: str, body: PowerRequest) -> PowerAccepted:
+        gameserver = server(namespace, name)
+        if gameserver.spec.suspended:
+            raise HTTPException(status.HTTP_409_CONFLICT, "the server is suspended")
+        spec = gameserver.spec.model_copy(deep=True)
+        request_id: str | None = None
+        if body.action == "start":
+            spec.power.state = PowerState.RUNNING
+        elif body.action == "stop":
+            spec.power.state = PowerState.STOPPED
+        elif body.action == "restart":
+            request_id = spec.power.restart_request = uuid.uuid4().hex
+        else:
+            request_id = spec.power.kill_request = uuid.uuid4().hex
+        store.put(gameserver.model_copy(update={"spec": spec}))
+        services.agent.wake()
+        return PowerAccepted(action=body.action, request=request_id)
+
+    @router.get("/status", dependencies=[token])
+    async def server_status(namespace: str, name: str) -> dict[str, Any]:
+        gameserver = server(namespace, name)
+        return gameserver.status.to_wire() if gameserver.status else {"state": "Pending"}
+
+    @router.post("/command", status_code=status.HTTP_204_NO_CONTENT, dependencies=[token])
+    async def command(namespace: str, name: str, body: CommandRequest) -> None:
+        server(namespace, name)
+        try:
+            await runtime.send_command(ServerKey(namespace, name), body.line)
+        except (ServerNotFoundError, ServerNotRunningError) as exc:
+            raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+
+    @router.get("/logs", dependencies=[token])
+    async def logs(
+        namespace: str, name: str, tail: Annotated[int, Query(ge=1, le=10000)] = 100
+    ) -> dict[str, list[str]]:
+        server(namespace, name)
+        try:
+            return {"lines": await runtime.logs(ServerKey(namespace, name), tail=tail)}
+        except ServerNotFoundError:
+            return {"lines": []}
+
+    @router.get("/stats", dependencies=[token])
+    async def stats(namespace: str, name: str) -> dict[str, Any]:
+        server(namespace, name)
+        try:
+            sample = await runtime.stats(ServerKey(namespace, name))
+        except ServerNotFoundError as exc:
+            raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+        return {
+            "cpuPercent": sample.cpu_percent,
+            "memoryBytes": sample.memory_bytes,
+            "memoryLimitBytes": sample.memory_limit_bytes,
+            "networkRxBytes": sample.network_rx_bytes,
+            "networkTxBytes": sample.network_tx_bytes,
+            "diskBytes": sample.disk_bytes,
+            "unavailable": sample.unavailable,
+        }
+
+    @router.websocket("/console")
+    async def console(websocket: WebSocket, namespace: str, name: str) -> None:
+        await _console(services, websocket, ServerKey(namespace, name))
+
+    return router
+
+
+async def _console(services: NodeServices, websocket: WebSocket, key: ServerKey) -> None:
+    settings = services.settings
+    header = websocket.headers.get("authorization", "")
+    expected = f"Bearer {settings.token.get_secret_value()}".encode()
+    if not hmac.compare_digest(header.encode(), expected):
+        await websocket.close(code=1008, reason="a valid node token is required")
+        return
+    if services.store.get(GameServer, key.namespace, key.name) is None:
+        await websocket.close(code=1008, reason="no such server")
+        return
+    if services.console_connections[key] >= settings.console_connections_per_server:
+        # Accept first so the client learns why (1013: try again later), not just "403".
+        await websocket.accept()
+        await websocket.close(code=1013, reason="too many console connections to this server")
+        return
+    services.console_connections[key] += 1
+    try:
+        await websocket.accept()
+        async with services.runtime.attach(key, backlog=100) as session:
+            output = asyncio.create_task(_forward_output(websocket, session.lines()))
+            try:
+                await _read_input(websocket, session, settings)
+            finally:
+                output.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await output
+    except ServerNotFoundError:
+        await websocket.close(code=1011, reason="the server has no container yet")
+    except WebSocketDisconnect:
+        pass
+    finally:
+        services.console_connections[key] -= 1
+
+
+async def _forward_output(websocket: WebSocket, lines: Any) -> None:
+    async for line in lines:
+        await websocket.send_json({"type": "line", "data": line})
+
+
+async def _read_input(websocket: WebSocket, session: Any, settings: NodeSettings) -> None:
+    bucket = TokenBucket.full(
+        settings.console_messages_per_second,
+        settings.console_messages_per_second * 2,
+        time.monotonic(),
+    )
+    while True:
+        message = await websocket.receive_text()
+        if len(message.encode()) > settings.console_message_bytes:
+            await websocket.close(code=1009, reason="message too large")
+            return
+        if not bucket.allow(time.monotonic()):
+            await websocket.send_json({"type": "error", "message": "rate limit: message dropped"})
+            continue
+        try:
+            parsed = json.loads(message)
+            line = parsed["line"] if parsed.get("type") == "command" else None
+        except (ValueError, TypeError, KeyError, AttributeError):
+            line = None
+        if not isinstance(line, str) or not line or "\n" in line or "\r" in line:
+            await websocket.send_json(
+                {"type": "error", "message": 'expected {"type": "command", "line": "..."}'}
+            )
+            continue
+        try:
+            await session.send(line)
+        except ServerNotRunningError:
+            await websocket.send_json({"type": "error", "message": "the server is not running"})
+
+
+def _namespaced(plural: str) -> type[Resource]:
+    try:
+        return NAMESPACED[plural]
+    except KeyError:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, f"unknown kind {plural!r}; one of {sorted(NAMESPACED)}"
+        ) from None
+
+
+async def _json(request: Request) -> Any:
+    body = await request.body()
+    if len(body) > 4 * 1024 * 1024:
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, "a resource is at most 4 MiB")
+    try:
+        return json.loads(body)
+    except ValueError as exc:
+        raise ResourceError([f"body: not JSON ({exc})"]) from exc

@@ -1,0 +1,72 @@
+"""`stellarstack nodeproxy`: the node agent process (node API plus reconcile loop)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+from typing import Any
+
+from stellarstack.nodeproxy.settings import NodeSettings
+
+
+def register(commands: Any) -> None:
+    """Add the `nodeproxy` sub-command to the `stellarstack` CLI (an entry point)."""
+    parser = commands.add_parser(
+        "nodeproxy",
+        help="run the node agent for a bare Docker host",
+        description="Run the node agent: it reconciles the GameServers the panel sends into "
+        "Docker containers and serves the node API. Configured by STELLARSTACK_NODE_* "
+        "environment variables (STELLARSTACK_NODE_TOKEN is required).",
+    )
+    parser.set_defaults(handler=_run)
+
+
+def _run(_: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = NodeSettings()  # read from the environment
+    asyncio.run(serve(settings))
+    return 0
+
+
+async def serve(settings: NodeSettings) -> None:
+    """Run the node API and the reconcile loop until SIGTERM or SIGINT."""
+    import docker
+    import uvicorn
+
+    from stellarstack.api.workload import WorkloadSettings
+    from stellarstack.nodeproxy.agent import AgentSettings, NodeAgent
+    from stellarstack.nodeproxy.api.app import NodeServices, create_app
+    from stellarstack.nodeproxy.runtime.containers import DockerSettings
+    from stellarstack.nodeproxy.runtime.docker import DockerRuntime
+    from stellarstack.nodeproxy.store import Store
+
+    settings.servers_dir.mkdir(parents=True, exist_ok=True)
+    store = Store(settings.state_file)
+    runtime = DockerRuntime(
+        docker.from_env(timeout=120),
+        DockerSettings(
+            data_root=settings.servers_dir,
+            agent_id=settings.agent_id,
+            bind_address=settings.publish_address,
+            workload=WorkloadSettings(),
+        ),
+    )
+    agent = NodeAgent(store, runtime, AgentSettings(probe_host=settings.probe_host))
+    app = create_app(NodeServices(settings, store, runtime, agent), run_agent=True)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=settings.host,
+            port=settings.port,
+            ssl_certfile=settings.tls_cert,
+            ssl_keyfile=settings.tls_key,
+            log_level="info",
+            ws_max_size=settings.console_message_bytes,
+        )
+    )
+    try:
+        # uvicorn handles SIGTERM/SIGINT; its shutdown ends the reconcile loop (the lifespan).
+        await server.serve()
+    finally:
+        store.close()

@@ -1,0 +1,292 @@
+"""`stellarstack nodeproxy` as a real process: HTTP and WebSocket against a real dockerd,
+including `kill -9` of the agent while its server runs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from support.runtime_harness import TOY_BLUEPRINT, free_port
+
+pytestmark = [pytest.mark.docker, pytest.mark.timeout(300)]
+
+CLI = Path(sys.executable).parent / "stellarstack"
+
+
+@dataclass
+class NodeProcess:
+    """A running agent process and how to reach it."""
+
+    env: dict[str, str]
+    port: int
+    token: str
+    log: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [CLI, "nodeproxy"], env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            assert self.process.poll() is None, self.log.read_text()
+            time.sleep(0.2)
+        raise AssertionError(f"nodeproxy did not answer: {self.log.read_text()}")
+
+    def kill_hard(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+    def client(self, token: str | None = None) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.url,
+            headers={"Authorization": f"Bearer {token or self.token}"},
+            timeout=30,
+        )
+
+
+@pytest.fixture
+def node(tmp_path: Path, docker_client: Any, toy_image: str) -> Iterator[NodeProcess]:
+    agent_id = f"api-{uuid.uuid4().hex[:8]}"
+    token = uuid.uuid4().hex + uuid.uuid4().hex
+    port = free_port()
+    env = {
+        **os.environ,
+        "STELLARSTACK_NODE_TOKEN": token,
+        "STELLARSTACK_NODE_DATA_DIR": str(tmp_path / "node"),
+        "STELLARSTACK_NODE_PORT": str(port),
+        "STELLARSTACK_NODE_AGENT_ID": agent_id,
+        "STELLARSTACK_NODE_PUBLISH_ADDRESS": "127.0.0.1",
+        "STELLARSTACK_NODE_CONSOLE_CONNECTIONS_PER_SERVER": "2",
+    }
+    process = NodeProcess(env=env, port=port, token=token, log=tmp_path / "nodeproxy.log")
+    process.start()
+    yield process
+    process.stop()
+    for container in docker_client.containers.list(
+        all=True, filters={"label": f"stellarstack.io/agent={agent_id}"}
+    ):
+        container.remove(force=True)
+
+
+def gameserver(name: str, port: int, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "stellarstack.io/v1alpha1",
+        "kind": "GameServer",
+        "metadata": {"name": name, "namespace": "node"},
+        "spec": {
+            "blueprint": "toy",
+            "variables": {"TOY_NAME": name},
+            "resources": {"cpu": "500m", "memory": "128Mi", "disk": "1Gi", "pids": 64},
+            "ports": [
+                {"name": "status", "port": 7777, "protocol": "TCP", "hostPort": port},
+                {"name": "query", "port": 7778, "protocol": "UDP", "hostPort": port},
+            ],
+            **spec,
+        },
+    }
+
+
+async def drain(ws: Any) -> None:
+    """Read until the server closes the connection (bounded)."""
+    for _ in range(200):
+        await asyncio.wait_for(ws.recv(), 10)
+
+
+def wait_state(client: httpx.Client, name: str, state: str, within: float = 60) -> dict[str, Any]:
+    deadline = time.monotonic() + within
+    current: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        response = client.get(f"/api/v1/namespaces/node/gameservers/{name}/status")
+        assert response.status_code == 200, response.text
+        current = response.json()
+        if current.get("state") == state:
+            return current
+        time.sleep(0.3)
+    raise AssertionError(f"{name} never reached {state}: {current}")
+
+
+def wait_log(client: httpx.Client, name: str, text: str, within: float = 20) -> None:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        lines = client.get(f"/api/v1/namespaces/node/gameservers/{name}/logs").json()["lines"]
+        if any(text in line for line in lines):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{text!r} not logged by {name}")
+
+
+def test_authentication_is_required(node: NodeProcess) -> None:
+    assert httpx.get(f"{node.url}/api/v1/blueprints").status_code == 401
+    with node.client(token="x" * 64) as wrong:
+        assert wrong.get("/api/v1/blueprints").status_code == 401
+    with node.client() as client:
+        assert client.get("/api/v1/blueprints").json() == []
+
+
+def test_invalid_resources_are_refused_with_field_paths(node: NodeProcess) -> None:
+    with node.client() as client:
+        bad = gameserver("bad", free_port())
+        bad["spec"]["ports"][0]["port"] = 0
+        response = client.put("/api/v1/namespaces/node/gameservers/bad", json=bad)
+        assert response.status_code == 422
+        assert any(e.startswith("spec.ports[0].port") for e in response.json()["errors"])
+        mismatch = client.put("/api/v1/namespaces/node/gameservers/other", json=bad)
+        assert "metadata.name" in mismatch.json()["errors"][0]
+        assert client.put("/api/v1/namespaces/node/pods/x", json={}).status_code == 404
+        assert client.get("/api/v1/namespaces/node/gameservers").json() == []
+
+
+def test_server_life_through_the_api_including_agent_kill_9(
+    node: NodeProcess, docker_client: Any
+) -> None:
+    with node.client() as client:
+        assert client.put("/api/v1/blueprints/toy", json=TOY_BLUEPRINT).status_code == 200
+        created = client.put(
+            "/api/v1/namespaces/node/gameservers/api-life",
+            json=gameserver("api-life", free_port()),
+        )
+        assert created.status_code == 200, created.text
+        assert created.json()["metadata"]["generation"] == 1
+        wait_state(client, "api-life", "Running")
+
+        assert (
+            client.post(
+                "/api/v1/namespaces/node/gameservers/api-life/command", json={"line": "say via api"}
+            ).status_code
+            == 204
+        )
+        wait_log(client, "api-life", "[say] via api")
+        stats = client.get("/api/v1/namespaces/node/gameservers/api-life/stats").json()
+        assert stats["memoryBytes"] > 0
+
+    containers = docker_client.containers.list(
+        filters={"label": f"stellarstack.io/agent={node.env['STELLARSTACK_NODE_AGENT_ID']}"}
+    )
+    assert len(containers) == 1
+    before = containers[0].id
+
+    node.kill_hard()
+    node.start()
+    with node.client() as client:
+        wait_state(client, "api-life", "Running")
+        time.sleep(2)  # a few reconcile passes of the new process
+        wait_state(client, "api-life", "Running")
+        after = docker_client.containers.list(
+            all=True,
+            filters={"label": f"stellarstack.io/agent={node.env['STELLARSTACK_NODE_AGENT_ID']}"},
+        )
+        assert [c.id for c in after] == [before]
+
+        power = "/api/v1/namespaces/node/gameservers/api-life/power"
+        assert client.post(power, json={"action": "stop"}).status_code == 202
+        wait_state(client, "api-life", "Stopped")
+        assert client.post(power, json={"action": "start"}).status_code == 202
+        wait_state(client, "api-life", "Running")
+        wait_log(client, "api-life", "boots=2")
+        restart = client.post(power, json={"action": "restart"}).json()
+        deadline = time.monotonic() + 60
+        while True:
+            status = client.get("/api/v1/namespaces/node/gameservers/api-life/status").json()
+            if (
+                status.get("lastRestartRequest") == restart["request"]
+                and status["state"] == "Running"
+            ):
+                break
+            assert time.monotonic() < deadline, status
+            time.sleep(0.3)
+        wait_log(client, "api-life", "boots=3")
+
+        assert client.delete("/api/v1/namespaces/node/gameservers/api-life").status_code == 202
+        deadline = time.monotonic() + 60
+        while client.get("/api/v1/namespaces/node/gameservers/api-life").status_code != 404:
+            assert time.monotonic() < deadline
+            time.sleep(0.3)
+    assert not docker_client.containers.list(
+        all=True,
+        filters={"label": f"stellarstack.io/agent={node.env['STELLARSTACK_NODE_AGENT_ID']}"},
+    )
+
+
+async def test_console_websocket_backlog_commands_and_limits(node: NodeProcess) -> None:
+    with node.client() as client:
+        client.put("/api/v1/blueprints/toy", json=TOY_BLUEPRINT)
+        client.put("/api/v1/namespaces/node/gameservers/wsy", json=gameserver("wsy", free_port()))
+        wait_state(client, "wsy", "Running")
+    url = f"ws://127.0.0.1:{node.port}/api/v1/namespaces/node/gameservers/wsy/console"
+    auth = {"Authorization": f"Bearer {node.token}"}
+
+    with pytest.raises(InvalidStatus):
+        async with connect(url) as unauthenticated:
+            await unauthenticated.recv()
+
+    async def read_until(ws: Any, text: str) -> list[dict[str, Any]]:
+        seen: list[dict[str, Any]] = []
+        while True:
+            message = json.loads(await asyncio.wait_for(ws.recv(), 20))
+            seen.append(message)
+            if text in message.get("data", "") or text in message.get("message", ""):
+                return seen
+
+    async with connect(url, additional_headers=auth) as first:
+        await read_until(first, "ready name=wsy")  # the backlog
+        await first.send(json.dumps({"type": "command", "line": "say over websocket"}))
+        await read_until(first, "[say] over websocket")
+        await first.send("not json")
+        await read_until(first, "expected")
+
+        async with connect(url, additional_headers=auth) as second:
+            await read_until(second, "ready name=wsy")
+            # The cap is two connections per server; a third is turned away.
+            async with connect(url, additional_headers=auth) as third:
+                with pytest.raises(ConnectionClosed) as closed:
+                    await asyncio.wait_for(third.recv(), 10)
+            assert closed.value.rcvd is not None
+            assert closed.value.rcvd.code == 1013
+
+        # Bursts beyond the rate limit are dropped with an error, not queued.
+        for number in range(40):
+            await first.send(json.dumps({"type": "command", "line": f"say burst {number}"}))
+        await read_until(first, "rate limit")
+
+    async with connect(url, additional_headers=auth) as big:
+        await big.send(json.dumps({"type": "command", "line": "x" * 10000}))
+        with pytest.raises(ConnectionClosed) as closed:
+            await drain(big)
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 1009
