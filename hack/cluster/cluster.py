@@ -803,6 +803,8 @@ def cmd_kubeconfig(_: argparse.Namespace) -> None:
 
 
 def main() -> None:
+    # `cluster.py status | head` should end quietly, like any other command-line tool.
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("up").set_defaults(func=cmd_up)
