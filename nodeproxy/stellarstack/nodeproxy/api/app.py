@@ -31,6 +31,7 @@ from stellarstack.api.manifests import validate_document
 from stellarstack.api.runtime import ServerKey, ServerNotFoundError, ServerNotRunningError
 from stellarstack.api.schedule import Schedule
 from stellarstack.nodeproxy.agent import NodeAgent
+from stellarstack.nodeproxy.api.files import files_router, install_file_error_handler
 from stellarstack.nodeproxy.api.ratelimit import TokenBucket
 from stellarstack.nodeproxy.runtime.docker import DockerRuntime
 from stellarstack.nodeproxy.settings import NodeSettings
@@ -117,8 +118,10 @@ def create_app(services: NodeServices, *, run_agent: bool = False) -> FastAPI:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    install_file_error_handler(app)
     app.include_router(_resources_router(services))
     app.include_router(_servers_router(services))
+    app.include_router(files_router(services, _require_token(services)))
     return app
 
 

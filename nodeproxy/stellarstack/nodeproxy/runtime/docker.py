@@ -96,7 +96,7 @@ class DockerRuntime:
 
     def _ensure(self, workload: Workload) -> bool:
         key = key_of(workload)
-        self._ensure_data_dir(key, workload)
+        self.prepare_data_dir(key)
         desired = desired_container(workload, self._settings)
         existing = self._find(key)
         if existing is not None:
@@ -110,13 +110,16 @@ class DockerRuntime:
         self._client.containers.create(**desired)
         return True
 
-    def _ensure_data_dir(self, key: ServerKey, workload: Workload) -> None:
+    def prepare_data_dir(self, key: ServerKey) -> Path:
+        """Create the server's data directory, owned by the unprivileged game user."""
         data = self._settings.data_dir(key)
         data.mkdir(parents=True, exist_ok=True, mode=0o750)
-        # The game runs as an unprivileged user and must own its directory; chown the directory
-        # itself only (never recursively: that would follow whatever the game left there).
-        os.chown(data, workload.run_as_user, workload.run_as_group, follow_symlinks=False)
+        # The game must own its directory; chown the directory itself only (never recursively:
+        # that would follow whatever the game left there).
+        user = self._settings.workload
+        os.chown(data, user.run_as_user, user.run_as_group, follow_symlinks=False)
         data.chmod(0o750)
+        return data
 
     def _ensure_image(self, image: str) -> None:
         try:
@@ -139,7 +142,7 @@ class DockerRuntime:
     def _install(self, workload: Workload) -> InstallOutcome:
         assert workload.install is not None
         key = key_of(workload)
-        self._ensure_data_dir(key, workload)
+        self.prepare_data_dir(key)
         state = self._settings.state_dir(key)
         script_dir = state / "install"
         script_dir.mkdir(parents=True, exist_ok=True, mode=0o755)
