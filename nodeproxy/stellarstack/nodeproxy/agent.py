@@ -21,6 +21,7 @@ from stellarstack.api.lifecycle import Action, Observation, Step, compute_step
 from stellarstack.api.runtime import InstallOutcome, ProcessPhase, ServerKey
 from stellarstack.api.states import GameServerState
 from stellarstack.api.workload import Workload, WorkloadError, build_workload
+from stellarstack.nodeproxy.backups import BackupService
 from stellarstack.nodeproxy.runtime.docker import DockerRuntime
 from stellarstack.nodeproxy.store import CLUSTER, Store
 
@@ -44,11 +45,16 @@ class NodeAgent:
     """Reconciles every stored GameServer on this node."""
 
     def __init__(
-        self, store: Store, runtime: DockerRuntime, settings: AgentSettings | None = None
+        self,
+        store: Store,
+        runtime: DockerRuntime,
+        settings: AgentSettings | None = None,
+        backups: BackupService | None = None,
     ) -> None:
         self._store = store
         self._runtime = runtime
         self._settings = settings or AgentSettings()
+        self._backups = backups
         self._wake = asyncio.Event()
         self._due: dict[ServerKey, datetime] = {}
 
@@ -88,6 +94,9 @@ class NodeAgent:
                 self._due[key] = now + step.requeue_after
             else:
                 self._due.pop(key, None)
+        if self._backups is not None:
+            # After the servers: a restore stops its server and must not race a start.
+            await self._backups.reconcile_all()
 
     async def reconcile(self, gameserver: GameServer) -> Step:
         """Step a server until there is nothing to do; returns the last step."""

@@ -37,6 +37,7 @@ async def serve(settings: NodeSettings) -> None:
     from stellarstack.api.workload import WorkloadSettings
     from stellarstack.nodeproxy.agent import AgentSettings, NodeAgent
     from stellarstack.nodeproxy.api.app import NodeServices, create_app
+    from stellarstack.nodeproxy.backups import BackupService
     from stellarstack.nodeproxy.runtime.containers import DockerSettings
     from stellarstack.nodeproxy.runtime.docker import DockerRuntime
     from stellarstack.nodeproxy.store import Store
@@ -52,7 +53,8 @@ async def serve(settings: NodeSettings) -> None:
             workload=WorkloadSettings(),
         ),
     )
-    agent = NodeAgent(store, runtime, AgentSettings(probe_host=settings.probe_host))
+    backups = BackupService(store, runtime, settings.data_dir / "backups")
+    agent = NodeAgent(store, runtime, AgentSettings(probe_host=settings.probe_host), backups)
     app = create_app(NodeServices(settings, store, runtime, agent), run_agent=True)
     server = uvicorn.Server(
         uvicorn.Config(

@@ -5,105 +5,21 @@ from __future__ import annotations
 import asyncio
 import copy
 import time
-import uuid
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from stellarstack.api.blueprint import Blueprint
-from stellarstack.api.gameserver import GameServer, GameServerStatus
+from stellarstack.api.gameserver import GameServer
 from stellarstack.api.runtime import ServerKey
 from stellarstack.api.states import GameServerState as G
-from stellarstack.api.workload import WorkloadSettings
-from stellarstack.nodeproxy.agent import NodeAgent
-from stellarstack.nodeproxy.runtime.containers import DockerSettings, container_name
-from stellarstack.nodeproxy.runtime.docker import DockerRuntime
-from stellarstack.nodeproxy.store import CLUSTER, Store
-from support.runtime_harness import TOY_BLUEPRINT, free_port
+from stellarstack.nodeproxy.runtime.containers import container_name
+from stellarstack.nodeproxy.store import CLUSTER
+from support.node_agent import Node, converge, state_is, toy_server
+from support.runtime_harness import TOY_BLUEPRINT
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(240)]
-
-
-@dataclass
-class Node:
-    """One agent incarnation over a data root and a state file that outlive it."""
-
-    store: Store
-    agent: NodeAgent
-    runtime: DockerRuntime
-    settings: DockerSettings
-
-
-@pytest.fixture
-async def node_factory(
-    docker_client: Any, toy_image: str, tmp_path: Path
-) -> AsyncIterator[Callable[[], Node]]:
-    agent_id = f"test-{uuid.uuid4().hex[:8]}"
-    settings = DockerSettings(
-        data_root=tmp_path / "servers",
-        agent_id=agent_id,
-        bind_address="127.0.0.1",
-        workload=WorkloadSettings(),
-    )
-    made: list[Node] = []
-
-    def make() -> Node:
-        store = Store(tmp_path / "state" / "nodeproxy.sqlite")
-        runtime = DockerRuntime(docker_client, settings)
-        node = Node(store, NodeAgent(store, runtime), runtime, settings)
-        made.append(node)
-        return node
-
-    yield make
-    for container in docker_client.containers.list(
-        all=True, filters={"label": f"stellarstack.io/agent={agent_id}"}
-    ):
-        container.remove(force=True)
-    for node in made:
-        node.store.close()
-
-
-def toy_server(name: str, **spec: Any) -> GameServer:
-    port = free_port()
-    document: dict[str, Any] = {
-        "kind": "GameServer",
-        "metadata": {"name": name, "namespace": "agent"},
-        "spec": {
-            "blueprint": "toy",
-            "variables": {"TOY_NAME": name},
-            "resources": {"cpu": "500m", "memory": "128Mi", "disk": "1Gi", "pids": 64},
-            "ports": [
-                {"name": "status", "port": 7777, "protocol": "TCP", "hostPort": port},
-                {"name": "query", "port": 7778, "protocol": "UDP", "hostPort": port},
-            ],
-            "crashPolicy": {"initialDelaySeconds": 1, "maxDelaySeconds": 2},
-        },
-    }
-    document["spec"].update(spec)
-    return GameServer.model_validate(document)
-
-
-async def converge(
-    node: Node, name: str, predicate: Callable[[GameServerStatus], bool], *, within: float = 60
-) -> GameServerStatus:
-    deadline = time.monotonic() + within
-    status = GameServerStatus()
-    while time.monotonic() < deadline:
-        await node.agent.reconcile_all()
-        stored = node.store.get(GameServer, "agent", name)
-        assert stored is not None
-        status = stored.status or GameServerStatus()
-        if predicate(status):
-            return status
-        await asyncio.sleep(0.3)
-    raise AssertionError(f"{name} did not converge within {within} s: {status}")
-
-
-def state_is(*states: G) -> Callable[[GameServerStatus], bool]:
-    return lambda status: status.state in states
 
 
 async def test_install_start_console_stop_start_and_readopt(

@@ -217,9 +217,12 @@ def _resources_router(services: NodeServices) -> APIRouter:
     @router.delete("/namespaces/{namespace}/{plural}/{name}", status_code=status.HTTP_202_ACCEPTED)
     async def delete_namespaced(namespace: str, plural: str, name: str) -> dict[str, str]:
         model = _namespaced(plural)
-        stored(model, namespace, name)
-        if model is GameServer:
-            # The agent stops the server, removes its container and data, then forgets it.
+        current = stored(model, namespace, name)
+        if model is Backup and current["spec"].get("locked"):
+            raise HTTPException(status.HTTP_409_CONFLICT, "the backup is locked; unlock it first")
+        if model in {GameServer, Backup}:
+            # The agent cleans up (a server's container and data, a backup's archive) and then
+            # forgets the resource.
             store.mark_deleting(model, namespace, name)
         else:
             store.forget(model, namespace, name)
