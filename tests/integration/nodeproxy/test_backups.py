@@ -37,12 +37,19 @@ async def backup_done(node: Node, name: str, *, within: int = 60) -> BackupStatu
         await node.agent.reconcile_all()
         stored = node.store.get(Backup, "agent", name)
         assert stored is not None
-        if stored.status and stored.status.phase in {BackupPhase.COMPLETED, BackupPhase.FAILED}:
-            if not stored.spec.restore_request or (
-                stored.status.last_restore
-                and stored.status.last_restore.request == stored.spec.restore_request
-            ):
-                return stored.status
+        status = stored.status
+        finished = status is not None and status.phase in {
+            BackupPhase.COMPLETED,
+            BackupPhase.FAILED,
+        }
+        answered = not stored.spec.restore_request or (
+            status is not None
+            and status.last_restore is not None
+            and status.last_restore.request == stored.spec.restore_request
+        )
+        if finished and answered:
+            assert status is not None
+            return status
     raise AssertionError(f"backup {name} did not finish")
 
 
