@@ -23,6 +23,7 @@ from stellarstack.api.states import GameServerState
 from stellarstack.api.workload import Workload, WorkloadError, build_workload
 from stellarstack.nodeproxy.backups import BackupService
 from stellarstack.nodeproxy.runtime.docker import DockerRuntime
+from stellarstack.nodeproxy.schedules import ScheduleService
 from stellarstack.nodeproxy.store import CLUSTER, Store
 
 log = logging.getLogger(__name__)
@@ -50,13 +51,19 @@ class NodeAgent:
         runtime: DockerRuntime,
         settings: AgentSettings | None = None,
         backups: BackupService | None = None,
+        schedules: ScheduleService | None = None,
     ) -> None:
         self._store = store
         self._runtime = runtime
         self._settings = settings or AgentSettings()
         self._backups = backups
+        self._schedules = schedules
         self._wake = asyncio.Event()
         self._due: dict[ServerKey, datetime] = {}
+
+    def attach_schedules(self, schedules: ScheduleService) -> None:
+        """Run `schedules` in this loop (they need the agent to wake it after power changes)."""
+        self._schedules = schedules
 
     def wake(self) -> None:
         """Reconcile now (call after the desired state changed)."""
@@ -97,6 +104,8 @@ class NodeAgent:
         if self._backups is not None:
             # After the servers: a restore stops its server and must not race a start.
             await self._backups.reconcile_all()
+        if self._schedules is not None:
+            await self._schedules.reconcile_all()
 
     async def reconcile(self, gameserver: GameServer) -> Step:
         """Step a server until there is nothing to do; returns the last step."""

@@ -40,6 +40,7 @@ async def serve(settings: NodeSettings) -> None:
     from stellarstack.nodeproxy.backups import BackupService
     from stellarstack.nodeproxy.runtime.containers import DockerSettings
     from stellarstack.nodeproxy.runtime.docker import DockerRuntime
+    from stellarstack.nodeproxy.schedules import ScheduleService
     from stellarstack.nodeproxy.store import Store
 
     settings.servers_dir.mkdir(parents=True, exist_ok=True)
@@ -55,6 +56,7 @@ async def serve(settings: NodeSettings) -> None:
     )
     backups = BackupService(store, runtime, settings.data_dir / "backups")
     agent = NodeAgent(store, runtime, AgentSettings(probe_host=settings.probe_host), backups)
+    agent.attach_schedules(ScheduleService(store, runtime, agent.wake))
     app = create_app(NodeServices(settings, store, runtime, agent), run_agent=True)
     server = uvicorn.Server(
         uvicorn.Config(
