@@ -2,7 +2,7 @@
 
 - start latency: `DockerRuntime.ensure` + `start` until the toy server prints "ready", versus
   the Docker SDK's own `containers.run` of the same image until the same line (the `docker run`
-  CLI would add its own process start to the baseline); target ≤ 1.2×;
+  CLI would add its own process start to the baseline); target <= 1.2x;
 - console round trip: a command written through `send_command` until its output arrives on an
   attached console session, p50/p99 (target p99 < 50 ms);
 - agent memory: this process's RSS before and after the agent reconciles N running servers.
