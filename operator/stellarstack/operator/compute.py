@@ -11,8 +11,12 @@ import re
 from datetime import datetime
 from typing import Any
 
+from pydantic import ValidationError
+
+from stellarstack.api.blueprint import Blueprint
 from stellarstack.api.gameserver import ExposureType, PortStatus
 from stellarstack.api.runtime import InstallOutcome, ProcessPhase, ProcessStatus
+from stellarstack.api.states import BlueprintPhase
 from stellarstack.api.workload import Workload
 from stellarstack.operator.builders import GAME_CONTAINER
 
@@ -148,3 +152,22 @@ def compute_endpoints(
     if address is None:
         return None, []
     return address, ports
+
+
+def compute_blueprint_status(document: Manifest) -> dict[str, Any]:
+    """Check a Blueprint with the models: `phase` Ready or Invalid, every problem by field."""
+    spec_only = {k: v for k, v in document.items() if k != "status"}
+    problems: list[str] = []
+    try:
+        Blueprint.model_validate(spec_only)
+    except ValidationError as error:
+        for item in error.errors():
+            where = ".".join(str(part) for part in item["loc"])
+            problems.append(f"{where}: {item['msg']}" if where else item["msg"])
+    phase = BlueprintPhase.INVALID if problems else BlueprintPhase.READY
+    generation = (document.get("metadata") or {}).get("generation")
+    return {
+        "phase": phase.value,
+        "problems": problems,
+        "observedGeneration": generation,
+    }

@@ -1,0 +1,172 @@
+"""The operator against a real API server: toy GameServers from create to delete."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import pytest
+from kopf.testing import KopfRunner
+from kubernetes.client.exceptions import ApiException
+
+from support.kube import Kube, tcp_request
+from support.operator_cluster import GROUP, VERSION, GameServers, gameserver_doc
+
+pytestmark = [
+    pytest.mark.kube,
+    pytest.mark.slow,
+    # Kopf's HTTP sessions in the runner thread are sometimes collected after the test ends.
+    pytest.mark.filterwarnings("ignore::ResourceWarning"),
+    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
+]
+
+
+def test_toy_gameserver_runs_stops_and_keeps_its_data(
+    kube: Kube,
+    kube_namespace: str,
+    operator: KopfRunner,
+    blueprint: Callable[..., str],
+    gameservers: GameServers,
+) -> None:
+    bp = blueprint()
+    gameservers.create(gameserver_doc("toy-a", bp))
+
+    status = gameservers.wait_state("toy-a", "Running", timeout=180)
+    pod = kube.core.read_namespaced_pod("toy-a", kube_namespace)
+    pvc = kube.core.read_namespaced_persistent_volume_claim("toy-a-data", kube_namespace)
+    for obj in (pod, pvc):
+        assert obj.metadata.labels["stellarstack.io/gameserver"] == "toy-a"
+        assert obj.metadata.labels["app.kubernetes.io/managed-by"] == "stellarstack"
+        owner = obj.metadata.owner_references[0]
+        assert (owner.kind, owner.name, owner.controller) == ("GameServer", "toy-a", True)
+    assert pod.spec.automount_service_account_token is False
+    assert pod.spec.restart_policy == "Never"
+    assert pod.spec.security_context.run_as_non_root is True
+    assert pod.spec.security_context.fs_group == 1000
+    container = pod.spec.containers[0]
+    assert container.security_context.allow_privilege_escalation is False
+    assert container.security_context.capabilities.drop == ["ALL"]
+    assert container.stdin is True
+    assert container.resources.requests == container.resources.limits
+
+    # The install step ran first and left its file in the volume.
+    assert status["install"]["result"] == "Succeeded"
+    assert status["address"] == kube.node_address()
+    port = next(p["port"] for p in status["ports"] if p["protocol"] == "TCP")
+    reply = kube.wait_for(
+        "status port", lambda: tcp_request(status["address"], port, timeout=2).decode(), 30
+    )
+    assert reply.startswith("TOY name=toy-a "), reply
+    assert "boots=1" in reply
+
+    # Stop: the blueprint's console command ends the game cleanly.
+    gameservers.patch_spec("toy-a", {"power": {"state": "Stopped"}})
+    stopped = gameservers.wait_state("toy-a", "Stopped", timeout=60)
+    assert stopped["lastExit"]["exitCode"] == 0, stopped
+    log = kube.core.read_namespaced_pod_log("toy-a", kube_namespace)
+    assert "stopped (" in log, log[-500:]
+    assert kube.core.read_namespaced_persistent_volume_claim("toy-a-data", kube_namespace)
+
+    # Start again: the boot counter the game keeps in its volume survived.
+    gameservers.patch_spec("toy-a", {"power": {"state": "Running"}})
+    status = gameservers.wait_state("toy-a", "Running", timeout=120)
+    reply = kube.wait_for(
+        "status port again",
+        lambda: tcp_request(status["address"], port, timeout=2).decode(),
+        30,
+    )
+    assert "boots=2" in reply, reply
+
+    # Delete without retainOnDelete: the volume goes too.
+    gameservers.delete("toy-a")
+    gameservers.wait_gone("toy-a")
+    kube.wait_for("volume deleted", lambda: not _exists(kube, kube_namespace, "toy-a-data"), 60)
+
+
+def test_retained_volume_outlives_the_gameserver(
+    kube: Kube,
+    kube_namespace: str,
+    operator: KopfRunner,
+    blueprint: Callable[..., str],
+    gameservers: GameServers,
+) -> None:
+    bp = blueprint()
+    doc = gameserver_doc("toy-r", bp, power={"state": "Stopped"}, storage={"retainOnDelete": True})
+    gameservers.create(doc)
+    status = gameservers.wait_state("toy-r", "Stopped", timeout=120)
+    assert status["install"]["result"] == "Succeeded"
+
+    gameservers.delete("toy-r")
+    gameservers.wait_gone("toy-r")
+    time.sleep(3)  # give the garbage collector a chance to (wrongly) act
+    pvc = kube.core.read_namespaced_persistent_volume_claim("toy-r-data", kube_namespace)
+    assert pvc.metadata.deletion_timestamp is None
+    assert not pvc.metadata.owner_references
+
+
+def test_docker_node_gameservers_are_left_alone(
+    kube: Kube,
+    kube_namespace: str,
+    operator: KopfRunner,
+    blueprint: Callable[..., str],
+    gameservers: GameServers,
+) -> None:
+    bp = blueprint()
+    gameservers.create(
+        gameserver_doc("toy-d", bp, placement={"type": "DockerNode", "node": "node-a"})
+    )
+    time.sleep(8)
+    found = gameservers.get("toy-d")
+    assert not found.get("status"), found.get("status")
+    assert not found["metadata"].get("finalizers")
+    assert not kube.core.list_namespaced_pod(kube_namespace).items
+    assert not kube.core.list_namespaced_persistent_volume_claim(kube_namespace).items
+    assert not kube.core.list_namespaced_service(kube_namespace).items
+
+
+def test_missing_blueprint_waits_then_recovers(
+    kube: Kube,
+    kube_namespace: str,
+    operator: KopfRunner,
+    blueprint: Callable[..., str],
+    gameservers: GameServers,
+) -> None:
+    name = f"later-{kube_namespace[-6:]}"
+    gameservers.create(gameserver_doc("toy-m", name, power={"state": "Stopped"}))
+    status = gameservers.wait_state("toy-m", "Pending", timeout=60)
+    kube.wait_for(
+        "BlueprintNotFound",
+        lambda: gameservers.status("toy-m").get("reason") == "BlueprintNotFound",
+        30,
+    )
+    assert not _exists(kube, kube_namespace, "toy-m-data"), status
+    kube.wait_for(
+        "a Warning event",
+        lambda: any("BlueprintNotFound" in e for e in kube.events(kube_namespace)),
+        30,
+    )
+
+    blueprint(name)
+    status = gameservers.wait_state("toy-m", "Stopped", timeout=120)
+    assert status["install"]["result"] == "Succeeded"
+    ready = kube.wait_for(
+        "blueprint Ready",
+        lambda: (
+            kube.custom.get_cluster_custom_object(GROUP, VERSION, "blueprints", name)
+            .get("status", {})
+            .get("phase")
+            == "Ready"
+        ),
+        30,
+    )
+    assert ready
+
+
+def _exists(kube: Kube, namespace: str, pvc: str) -> bool:
+    try:
+        kube.core.read_namespaced_persistent_volume_claim(pvc, namespace)
+    except ApiException as error:
+        if error.status == 404:
+            return False
+        raise
+    return True

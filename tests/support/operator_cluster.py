@@ -1,0 +1,103 @@
+"""Helpers for the operator's cluster tests: GameServer documents and waits."""
+
+from __future__ import annotations
+
+import secrets
+import socket
+from typing import Any
+
+from kubernetes.client.exceptions import ApiException
+
+from support.kube import Kube
+
+GROUP, VERSION = "stellarstack.io", "v1alpha1"
+
+
+def free_host_port() -> int:
+    """A port free for both TCP and UDP on the node address, in a range no test fixes."""
+    for _ in range(50):
+        port = 20000 + secrets.randbelow(9000)
+        with socket.socket() as tcp, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            try:
+                tcp.bind(("0.0.0.0", port))
+                udp.bind(("0.0.0.0", port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError("no free host port")
+
+
+def gameserver_doc(name: str, blueprint: str, **spec: Any) -> dict[str, Any]:
+    port = free_host_port()
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "GameServer",
+        "metadata": {"name": name},
+        "spec": {
+            "blueprint": blueprint,
+            "variables": {"TOY_NAME": name},
+            "resources": {"cpu": "250m", "memory": "128Mi", "disk": "100Mi", "pids": 64},
+            "ports": [
+                {"name": "status", "port": 7777, "protocol": "TCP", "hostPort": port},
+                {"name": "query", "port": 7778, "protocol": "UDP", "hostPort": port},
+            ],
+            **spec,
+        },
+    }
+
+
+class GameServers:
+    """GameServer helpers for one namespace."""
+
+    def __init__(self, kube: Kube, namespace: str) -> None:
+        self.kube = kube
+        self.namespace = namespace
+
+    def create(self, doc: dict[str, Any]) -> dict[str, Any]:
+        created: dict[str, Any] = self.kube.custom.create_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, "gameservers", doc
+        )
+        return created
+
+    def get(self, name: str) -> dict[str, Any]:
+        found: dict[str, Any] = self.kube.custom.get_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, "gameservers", name
+        )
+        return found
+
+    def patch_spec(self, name: str, spec: dict[str, Any]) -> None:
+        self.kube.custom.patch_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, "gameservers", name, {"spec": spec}
+        )
+
+    def delete(self, name: str) -> None:
+        self.kube.custom.delete_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, "gameservers", name
+        )
+
+    def status(self, name: str) -> dict[str, Any]:
+        return dict(self.get(name).get("status") or {})
+
+    def wait_state(self, name: str, state: str, timeout: float = 120) -> dict[str, Any]:
+        def reached() -> dict[str, Any] | None:
+            status = self.status(name)
+            return status if status.get("state") == state else None
+
+        try:
+            return self.kube.wait_for(f"{name} {state}", reached, timeout, interval=1.0)
+        except AssertionError as error:
+            raise AssertionError(
+                f"{error}; status: {self.status(name)}; events: {self.kube.events(self.namespace)}"
+            ) from None
+
+    def wait_gone(self, name: str, timeout: float = 90) -> None:
+        def gone() -> bool:
+            try:
+                self.get(name)
+            except ApiException as error:
+                if error.status == 404:
+                    return True
+                raise
+            return False
+
+        self.kube.wait_for(f"{name} deleted", gone, timeout, interval=1.0)
