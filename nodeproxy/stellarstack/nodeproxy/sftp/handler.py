@@ -94,8 +94,8 @@ class _Writing:
     pending_mode: int | None = None
     pending_mtime: float | None = None
     durable: bool = False
-    failed: bool = False
-    """A write was refused; the temp file is gone and close must not commit."""
+    failed: str | None = None
+    """Why a write was refused; the temp file is gone and close must not commit."""
 
 
 class ConfinedSFTPServer(asyncssh.SFTPServer):
@@ -176,8 +176,14 @@ class ConfinedSFTPServer(asyncssh.SFTPServer):
     # -- metadata -----------------------------------------------------------------------------
 
     async def stat(self, path: bytes) -> asyncssh.SFTPAttrs:
-        """Like `lstat`: links are reported as links, never followed."""
-        return await self.lstat(path)
+        """`stat` follows links, and links are never followed: a link is refused here
+        (`lstat` and listings still show it as a link)."""
+        self._need(Permission.READ)
+        rel = relative_path(path)
+        info = await self._run(self._root.stat, rel)
+        if info.type is FileType.SYMLINK:
+            raise sftp_error(FileError(FileErrorCode.SYMLINK_REFUSED, rel, "path is a link"))
+        return attrs_of(info)
 
     async def lstat(self, path: bytes) -> asyncssh.SFTPAttrs:
         self._need(Permission.READ)
@@ -369,10 +375,10 @@ class ConfinedSFTPServer(asyncssh.SFTPServer):
             gap = 0
         try:
             await self._run(self._fill_and_write, writer, gap, data)
-        except BaseException:
+        except BaseException as exc:
             # A refused write (quota) ends the upload: the temp file is gone, and the later
             # close reports the failure again instead of committing a truncated file.
-            file_obj.failed = True
+            file_obj.failed = str(getattr(exc, "reason", "")) or "write failed"
             writer.abort()
             raise
         return len(data)
@@ -405,8 +411,10 @@ class ConfinedSFTPServer(asyncssh.SFTPServer):
         await self._commit(file_obj)
 
     async def _commit(self, handle: _Writing) -> None:
-        if handle.failed:
-            raise asyncssh.SFTPError(asyncssh.FX_FAILURE, "upload failed earlier; nothing saved")
+        if handle.failed is not None:
+            raise asyncssh.SFTPError(
+                asyncssh.FX_FAILURE, f"upload refused, nothing saved: {handle.failed}"
+            )
         await self._run(handle.writer.commit, durable=handle.durable, mtime=handle.pending_mtime)
         if handle.pending_mode is not None:
             await self._run(self._root.chmod, handle.path, handle.pending_mode)
