@@ -528,6 +528,18 @@ def start_all(bindir: Path) -> None:
         # The shims find runc through PATH; Debian puts it in /usr/sbin.
         env={"PATH": os.environ.get("PATH", "") + ":/usr/sbin:/sbin"},
     )
+    wait_for(
+        "containerd",
+        lambda: (
+            run("ctr", "--address", CONTAINERD_SOCK, "version", check=False, quiet=True).returncode
+            == 0
+        ),
+        30,
+        "containerd",
+    )
+    # Before the kubelet starts, so its first node status already lists the images (it
+    # re-reports them only every few minutes when nothing else changes).
+    import_images()
     wait_for("etcd", lambda: urlopen_ok(f"{ETCD_CLIENT}/health"), 30, "etcd")
     start(
         "kube-apiserver",
@@ -695,16 +707,6 @@ def cmd_up(_: argparse.Namespace) -> None:
     write_configs()
     ensure_bridge()
     start_all(bindir)
-    wait_for(
-        "containerd",
-        lambda: (
-            run("ctr", "--address", CONTAINERD_SOCK, "version", check=False, quiet=True).returncode
-            == 0
-        ),
-        30,
-        "containerd",
-    )
-    import_images()
     create_cluster_objects()
     wait_for(f"node {NODE}", node_ready, 120, "kubelet")
     log(f"ready in {time.monotonic() - started:.1f}s")

@@ -118,7 +118,8 @@ class Kube:
     ) -> T:
         """Call `predicate` until it returns something truthy, and return that.
 
-        API errors from the predicate count as "not yet" (the last one is reported on timeout).
+        API errors and OSErrors (a refused or timed-out connection) from the predicate count
+        as "not yet"; the last one is reported on timeout.
         """
         from kubernetes.client.exceptions import ApiException
 
@@ -132,6 +133,8 @@ class Kube:
                 last = result
             except ApiException as error:
                 last = f"API error {error.status}: {error.reason}"
+            except OSError as error:
+                last = f"{type(error).__name__}: {error}"
             if time.monotonic() >= deadline:
                 raise KubeTimeoutError(
                     f"{what}: not true after {timeout:.0f}s (last seen: {last!r})"
@@ -273,11 +276,19 @@ class Kube:
 
     def require_image(self, image: str) -> str:
         """Skip unless every node already has `image` (nothing can be pulled here)."""
+        if self.source == "make cluster" and self._local_image_loaded(image):
+            return image
+        # Node status lists images, but the kubelet refreshes that list only every few minutes.
         for node in self.core.list_node().items:
             names = {n for i in (node.status.images or []) for n in (i.names or [])}
             if image not in names and f"docker.io/{image}" not in names:
                 pytest.skip(f"image {image} is not on node {node.metadata.name}; `make images`")
         return image
+
+    def _local_image_loaded(self, image: str) -> bool:
+        # hack/images/load.sh leaves one marker per image imported into the local containerd.
+        marker = CLUSTER_DIR / "images-loaded" / image.replace("/", "_").replace(":", "_")
+        return marker.exists()
 
     def require_pod_network(self) -> None:
         if not self.pods_reachable:
@@ -513,3 +524,45 @@ def udp_request(host: str, port: int, payload: bytes, timeout: float = 5.0) -> b
         sock.sendto(payload, (host, port))
         data, _ = sock.recvfrom(65535)
     return data
+
+
+def toy_pod(
+    name: str,
+    server_name: str,
+    host_ports: tuple[int, int] | None = None,
+    labels: dict[str, str] | None = None,
+) -> Any:
+    """A V1Pod running the toy game server (TOY_IMAGE) as uid 1000 with an emptyDir /data.
+
+    Ports: 7777/TCP "status" and 7778/UDP "query"; `host_ports` also publishes them on the
+    node as (tcp, udp) hostPorts.
+    """
+    from kubernetes import client
+
+    ports = [
+        client.V1ContainerPort(name="status", container_port=7777, protocol="TCP"),
+        client.V1ContainerPort(name="query", container_port=7778, protocol="UDP"),
+    ]
+    if host_ports is not None:
+        ports[0].host_port, ports[1].host_port = host_ports
+    return client.V1Pod(
+        metadata=client.V1ObjectMeta(name=name, labels=labels or {"app": "toy"}),
+        spec=client.V1PodSpec(
+            termination_grace_period_seconds=10,
+            containers=[
+                client.V1Container(
+                    name="game",
+                    image=TOY_IMAGE,
+                    image_pull_policy="Never",
+                    env=[client.V1EnvVar(name="TOY_NAME", value=server_name)],
+                    ports=ports,
+                    volume_mounts=[client.V1VolumeMount(name="data", mount_path="/data")],
+                    security_context=client.V1SecurityContext(
+                        run_as_non_root=True, allow_privilege_escalation=False
+                    ),
+                )
+            ],
+            volumes=[client.V1Volume(name="data", empty_dir=client.V1EmptyDirVolumeSource())],
+            security_context=client.V1PodSecurityContext(fs_group=1000),
+        ),
+    )

@@ -5,47 +5,15 @@ from __future__ import annotations
 import time
 
 import pytest
-from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from support.kube import TOY_IMAGE, Kube, tcp_request, udp_request
+from support.kube import TOY_IMAGE, Kube, tcp_request, toy_pod, udp_request
 
 pytestmark = pytest.mark.kube
 
 # Fixed host ports for the hostPort check; the node is this machine's cluster bridge.
 HOST_TCP_PORT = 17777
 HOST_UDP_PORT = 17778
-
-
-def toy_pod(name: str, server_name: str, host_ports: bool = False) -> client.V1Pod:
-    ports = [
-        client.V1ContainerPort(name="status", container_port=7777, protocol="TCP"),
-        client.V1ContainerPort(name="query", container_port=7778, protocol="UDP"),
-    ]
-    if host_ports:
-        ports[0].host_port = HOST_TCP_PORT
-        ports[1].host_port = HOST_UDP_PORT
-    return client.V1Pod(
-        metadata=client.V1ObjectMeta(name=name, labels={"app": "toy"}),
-        spec=client.V1PodSpec(
-            termination_grace_period_seconds=10,
-            containers=[
-                client.V1Container(
-                    name="game",
-                    image=TOY_IMAGE,
-                    image_pull_policy="Never",
-                    env=[client.V1EnvVar(name="TOY_NAME", value=server_name)],
-                    ports=ports,
-                    volume_mounts=[client.V1VolumeMount(name="data", mount_path="/data")],
-                    security_context=client.V1SecurityContext(
-                        run_as_non_root=True, allow_privilege_escalation=False
-                    ),
-                )
-            ],
-            volumes=[client.V1Volume(name="data", empty_dir=client.V1EmptyDirVolumeSource())],
-            security_context=client.V1PodSecurityContext(fs_group=1000),
-        ),
-    )
 
 
 def test_toy_pod_runs_and_answers_on_tcp_and_udp(kube: Kube, kube_namespace: str) -> None:
@@ -76,7 +44,9 @@ def test_toy_pod_runs_and_answers_on_tcp_and_udp(kube: Kube, kube_namespace: str
 def test_toy_pod_answers_on_host_ports_of_the_node(kube: Kube, kube_namespace: str) -> None:
     kube.require_image(TOY_IMAGE)
     kube.require_pod_network()
-    kube.core.create_namespaced_pod(kube_namespace, toy_pod("toy-hp", "hostport", host_ports=True))
+    kube.core.create_namespaced_pod(
+        kube_namespace, toy_pod("toy-hp", "hostport", host_ports=(HOST_TCP_PORT, HOST_UDP_PORT))
+    )
     kube.wait_for_pod_ready(kube_namespace, "toy-hp", timeout=90)
     node = kube.node_address()
 
