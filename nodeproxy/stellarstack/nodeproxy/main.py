@@ -5,9 +5,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stellarstack.nodeproxy.settings import NodeSettings
+
+if TYPE_CHECKING:  # imported lazily at run time: docker and asyncssh are heavy imports
+    from stellarstack.nodeproxy.runtime.docker import DockerRuntime
+    from stellarstack.nodeproxy.sftp import SftpService
+    from stellarstack.nodeproxy.store import Store
 
 
 def register(commands: Any) -> None:
@@ -69,8 +74,35 @@ async def serve(settings: NodeSettings) -> None:
             ws_max_size=settings.console_message_bytes,
         )
     )
+    sftp = _sftp_service(settings, store, runtime)
     try:
+        if sftp is not None:
+            await sftp.start()
         # uvicorn handles SIGTERM/SIGINT; its shutdown ends the reconcile loop (the lifespan).
         await server.serve()
     finally:
+        if sftp is not None:
+            await sftp.close()
         store.close()
+
+
+def _sftp_service(
+    settings: NodeSettings, store: Store, runtime: DockerRuntime
+) -> SftpService | None:
+    """The SFTP server when `sftp_port` is set (else None), on the same store and data dirs
+    as the node API, creating files as the game user."""
+    if settings.sftp_port is None or settings.sftp_users_file is None:
+        return None
+    from stellarstack.api.runtime import ServerKey
+    from stellarstack.nodeproxy.sftp import LocalAuthenticator, SftpService
+
+    workload = runtime.workload_settings
+    return SftpService(
+        store=store,
+        data_dir=lambda namespace, name: runtime.prepare_data_dir(ServerKey(namespace, name)),
+        authenticator=LocalAuthenticator(settings.sftp_users_file),
+        host_key=settings.sftp_host_key,
+        owner=(workload.run_as_user, workload.run_as_group),
+        host=settings.sftp_host,
+        port=settings.sftp_port,
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIN_TOKEN_LENGTH = 32
@@ -41,6 +41,13 @@ class NodeSettings(BaseSettings):
     """Largest console message a client may send."""
     console_messages_per_second: float = Field(default=10, gt=0, le=1000)
     """Sustained console input rate per connection (bursts of twice that are allowed)."""
+    sftp_port: int | None = Field(default=None, ge=1, le=65535)
+    """Port of the SFTP server; SFTP is off when unset."""
+    sftp_host: str = "0.0.0.0"
+    """Address the SFTP server listens on (players connect to it, so all by default)."""
+    sftp_users_file: Path | None = None
+    """JSON or YAML file of SFTP users (password hashes, keys, per-server permissions);
+    required with `sftp_port` until the panel authenticates SFTP logins."""
 
     @field_validator("token")
     @classmethod
@@ -53,6 +60,15 @@ class NodeSettings(BaseSettings):
             )
         return token
 
+    @model_validator(mode="after")
+    def _sftp_needs_users(self) -> NodeSettings:
+        if self.sftp_port is not None and self.sftp_users_file is None:
+            raise ValueError(
+                "STELLARSTACK_NODE_SFTP_USERS_FILE is required when STELLARSTACK_NODE_SFTP_PORT "
+                "is set (it lists who may log in to which server)"
+            )
+        return self
+
     @property
     def state_file(self) -> Path:
         """The agent's desired-state database."""
@@ -62,3 +78,8 @@ class NodeSettings(BaseSettings):
     def servers_dir(self) -> Path:
         """Root of the per-server data directories."""
         return self.data_dir / "servers"
+
+    @property
+    def sftp_host_key(self) -> Path:
+        """The SFTP server's ed25519 host key (generated on first start, mode 0600)."""
+        return self.data_dir / "ssh_host_ed25519_key"
