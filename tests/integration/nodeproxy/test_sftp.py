@@ -619,3 +619,29 @@ async def test_deleting_the_server_closes_live_sessions_via_hook(node: Node) -> 
         await _wait_closed(conn, 5)
     finally:
         conn.close()
+
+
+async def test_only_sftp_is_served_no_shell_exec_or_forwarding(node: Node) -> None:
+    async with await _connect(node) as conn:
+        with pytest.raises(asyncssh.ChannelOpenError):
+            await asyncio.wait_for(conn.run("id", check=True), timeout=CLIENT_TIMEOUT)
+        with pytest.raises(asyncssh.ChannelOpenError):
+            await asyncio.wait_for(
+                conn.open_connection("127.0.0.1", node.port), timeout=CLIENT_TIMEOUT
+            )
+        # The session still works for SFTP afterwards.
+        async with conn.start_sftp_client() as sftp:
+            assert await sftp.realpath(".") == "/"
+
+
+async def test_open_files_per_session_are_capped(node: Node) -> None:
+    (node.root / "f.txt").write_bytes(b"f")
+    async with await _connect(node) as conn, conn.start_sftp_client() as sftp:
+        handles = [await sftp.open("f.txt", "rb") for _ in range(64)]
+        with pytest.raises(asyncssh.SFTPError) as caught:
+            await sftp.open("f.txt", "rb")
+        assert caught.value.code == asyncssh.FX_FAILURE
+        for handle in handles:
+            await handle.close()
+        async with sftp.open("f.txt", "rb") as handle:
+            assert await handle.read() == b"f"

@@ -35,6 +35,11 @@ T = TypeVar("T")
 
 MAX_READ: Final = 256 * 1024
 """Largest chunk one read request returns (clients ask for 32-256 KiB)."""
+MAX_GAP: Final = 16 * 1024 * 1024
+"""Largest hole a write past the current end may leave (filled with zeros); clients write
+sequentially, so a bigger jump is a client bug or an attempt to burn disk and CPU."""
+MAX_OPEN_FILES: Final = 64
+"""Open file handles per session: each holds a file descriptor of the node agent."""
 _ZEROS: Final = bytes(64 * 1024)
 _TYPE_BITS: Final = {
     FileType.FILE: stat.S_IFREG,
@@ -112,12 +117,10 @@ class ConfinedSFTPServer(asyncssh.SFTPServer):
         chan: asyncssh.SSHServerChannel[bytes],
         root: SafeRoot,
         grant: SftpGrant,
-        on_exit: Callable[[], None] | None = None,
     ) -> None:
         super().__init__(chan)
         self._root = root
         self._grant = grant
-        self._on_exit = on_exit
         self._open: set[_Reading | _Writing] = set()
 
     # -- helpers ------------------------------------------------------------------------------
@@ -309,6 +312,8 @@ class ConfinedSFTPServer(asyncssh.SFTPServer):
 
     async def open(self, path: bytes, pflags: int, attrs: asyncssh.SFTPAttrs) -> object:
         rel = relative_path(path)
+        if len(self._open) >= MAX_OPEN_FILES:
+            raise asyncssh.SFTPError(asyncssh.FX_FAILURE, "too many open files in this session")
         if not pflags & asyncssh.FXF_WRITE:
             self._need(Permission.READ)
             reader = await self._run(self._root.open_read, rel)
@@ -360,6 +365,8 @@ class ConfinedSFTPServer(asyncssh.SFTPServer):
         fd = file_obj.reader.fileno()
         try:
             return await asyncio.to_thread(os.pread, fd, min(size, MAX_READ), offset)
+        except OverflowError:
+            return b""  # an offset past what the kernel takes is past the end of any file
         except OSError as exc:
             raise asyncssh.SFTPError(asyncssh.FX_FAILURE, exc.strerror or "read failed") from None
 
@@ -371,6 +378,8 @@ class ConfinedSFTPServer(asyncssh.SFTPServer):
             if offset < writer.written:
                 raise unsupported("rewriting bytes before the end of an upload")
             gap = offset - writer.written
+            if gap > MAX_GAP:
+                raise unsupported("writing far past the end of an upload")
         else:
             gap = 0
         try:
@@ -444,5 +453,3 @@ class ConfinedSFTPServer(asyncssh.SFTPServer):
                 handle.reader.close()
         self._open.clear()
         self._root.close()
-        if self._on_exit is not None:
-            self._on_exit()

@@ -9,7 +9,7 @@ import os
 import stat
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, cast
 
@@ -122,7 +122,6 @@ class Session:
     files: ServerFiles
     peer: str
     connection: asyncssh.SSHServerConnection
-    channels: int = field(default=0)
 
 
 def load_or_create_host_key(path: Path) -> asyncssh.SSHKey:
