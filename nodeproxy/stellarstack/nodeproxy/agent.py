@@ -16,12 +16,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from stellarstack.api.blueprint import Blueprint, StopMethod
+from stellarstack.api.configfiles import ConfigEditError, apply_config_file, creates_missing_file
 from stellarstack.api.gameserver import GameServer
 from stellarstack.api.lifecycle import Action, Observation, Step, compute_step
 from stellarstack.api.runtime import InstallOutcome, ProcessPhase, ServerKey
 from stellarstack.api.states import GameServerState
 from stellarstack.api.workload import Workload, WorkloadError, build_workload
 from stellarstack.nodeproxy.backups import BackupService
+from stellarstack.nodeproxy.files import FileError, FileErrorCode, SafeRoot
 from stellarstack.nodeproxy.runtime.docker import DockerRuntime
 from stellarstack.nodeproxy.schedules import ScheduleService
 from stellarstack.nodeproxy.store import CLUSTER, Store
@@ -190,11 +192,37 @@ class NodeAgent:
         elif action is Action.START:
             assert workload is not None  # compute_step starts only valid servers
             await self._runtime.ensure(workload)
+            await asyncio.to_thread(self._edit_config_files, key, workload)
             await self._runtime.start(key)
         elif action is Action.INSTALL:
             assert workload is not None
             return await self._runtime.install(workload)
         return None
+
+    def _edit_config_files(self, key: ServerKey, workload: Workload) -> None:
+        """Apply the blueprint's config-file edits, through the confined file layer (a game
+        that replaced a config file with a symlink gets an error logged, never a write outside).
+        A file that does not parse is left alone and logged: the game may still start."""
+        if not workload.config_files:
+            return
+        data = self._runtime.prepare_data_dir(key)
+        with SafeRoot(data, owner=(workload.run_as_user, workload.run_as_group)) as root:
+            for plan in workload.config_files:
+                try:
+                    try:
+                        text = root.read_bytes(plan.path).decode("utf-8", "replace")
+                    except FileError as exc:
+                        if exc.code is not FileErrorCode.NOT_FOUND:
+                            raise
+                        if not creates_missing_file(plan.parser):
+                            continue
+                        text = ""
+                    parent = plan.path.rpartition("/")[0]
+                    if parent:
+                        root.mkdir(parent)
+                    root.write(plan.path, [apply_config_file(text, plan).encode()])
+                except (FileError, ConfigEditError) as exc:
+                    log.warning("%s: config file %s not edited: %s", key, plan.path, exc)
 
     async def _ready(self, key: ServerKey, workload: Workload, started_at: datetime | None) -> bool:
         readiness = workload.readiness
