@@ -11,14 +11,14 @@ from typing import Any
 
 import pytest
 import yaml
-from support.docker_engine import require_image
-from support.node_agent import Node, converge, state_is
-from support.runtime_harness import free_port
 
 from stellarstack.api.blueprint import Blueprint
 from stellarstack.api.gameserver import GameServer
 from stellarstack.api.runtime import ServerKey
 from stellarstack.api.states import GameServerState as G
+from support.docker_engine import require_image
+from support.node_agent import Node, converge, state_is
+from support.runtime_harness import free_port
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(300)]
 
