@@ -145,3 +145,20 @@ def test_help_everywhere() -> None:
         result = run(*args, "--help")
         assert result.returncode == 0, (args, result.stderr)
         assert "usage: stellarstack" in result.stdout
+
+
+def test_a_broken_component_leaves_the_other_commands_working(tmp_path: Path) -> None:
+    # A distribution whose entry point names a module that does not exist.
+    dist = tmp_path / "broken-0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: broken\nVersion: 0\n")
+    (dist / "entry_points.txt").write_text(
+        "[stellarstack.commands]\nbroken = stellarstack.no_such_module:register\n"
+    )
+    env = {"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    result = subprocess.run(
+        [CLI, "validate", "-f", ROOT / "examples"], capture_output=True, text=True, timeout=60,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "the 'broken' command is unavailable" in result.stderr

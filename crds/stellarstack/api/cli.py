@@ -94,7 +94,14 @@ def build_parser() -> argparse.ArgumentParser:
     crds.set_defaults(handler=_crds)
 
     for entry in sorted(entry_points(group=COMMAND_GROUP), key=lambda e: e.name):
-        register: Callable[[Any], None] = entry.load()
+        try:
+            register: Callable[[Any], None] = entry.load()
+        except ImportError as exc:
+            # One broken component must not take the other commands down with it.
+            print(
+                f"stellarstack: the {entry.name!r} command is unavailable: {exc}", file=sys.stderr
+            )
+            continue
         register(commands)
     return parser
 
@@ -108,7 +115,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _validate(args: argparse.Namespace) -> int:
     from stellarstack.api.manifests import load_manifests, validate_document
-
     from stellarstack.api.references import check_references, where
 
     paths: list[Path] = args.filename
@@ -137,6 +143,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _blueprint_import(args: argparse.Namespace) -> int:
     import yaml
+
     from stellarstack.api.eggs import EggError, import_egg
 
     try:
@@ -152,9 +159,9 @@ def _blueprint_import(args: argparse.Namespace) -> int:
 def _blueprint_export(args: argparse.Namespace) -> int:
     import yaml
     from pydantic import ValidationError
-    from stellarstack.api.eggs import EggError, dump_egg, export_egg
 
     from stellarstack.api.blueprint import Blueprint
+    from stellarstack.api.eggs import EggError, dump_egg, export_egg
 
     try:
         blueprint = Blueprint.model_validate(yaml.safe_load(args.blueprint.read_text()))
