@@ -157,7 +157,10 @@ def test_a_broken_component_leaves_the_other_commands_working(tmp_path: Path) ->
     )
     env = {"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"}
     result = subprocess.run(
-        [CLI, "validate", "-f", ROOT / "examples"], capture_output=True, text=True, timeout=60,
+        [CLI, "validate", "-f", ROOT / "examples"],
+        capture_output=True,
+        text=True,
+        timeout=60,
         env=env,
     )
     assert result.returncode == 0, result.stderr
