@@ -481,6 +481,21 @@ async def test_quota_exceeded_upload_is_refused_leaving_nothing(node: Node) -> N
     assert _leftovers(node.root) == []
 
 
+async def test_sftp_channel_ended_mid_upload_leaves_nothing(node: Node) -> None:
+    async with await _connect(node) as conn:
+        sftp = await conn.start_sftp_client()
+        handle = await sftp.open("partial.bin", "wb")
+        await handle.write(b"x" * 100_000)
+        sftp.exit()  # ends the SFTP channel with the file still open
+        await asyncio.wait_for(sftp.wait_closed(), timeout=5)
+        async with conn.start_sftp_client() as again:
+            with pytest.raises(asyncssh.SFTPError) as caught:
+                await again.stat("partial.bin")
+            assert caught.value.code == asyncssh.FX_NO_SUCH_FILE
+    assert not (node.root / "partial.bin").exists()
+    assert _leftovers(node.root) == []
+
+
 async def test_dropped_connection_mid_upload_leaves_nothing(node: Node) -> None:
     conn = await _connect(node)
     sftp = await conn.start_sftp_client()
@@ -645,3 +660,66 @@ async def test_open_files_per_session_are_capped(node: Node) -> None:
             await handle.close()
         async with sftp.open("f.txt", "rb") as handle:
             assert await handle.read() == b"f"
+
+
+async def test_node_settings_wire_the_sftp_server(tmp_path: Path) -> None:
+    from stellarstack.api.runtime import ServerKey
+    from stellarstack.api.workload import WorkloadSettings
+    from stellarstack.nodeproxy.main import _sftp_service
+    from stellarstack.nodeproxy.settings import NodeSettings
+
+    class Runtime:  # what `serve` uses of DockerRuntime, without a Docker engine
+        workload_settings = WorkloadSettings()
+
+        def prepare_data_dir(self, key: ServerKey) -> Path:
+            path = tmp_path / "servers" / key.namespace / key.name
+            path.mkdir(parents=True, exist_ok=True)
+            os.chown(path, *OWNER)
+            return path
+
+    key = asyncssh.generate_private_key("ssh-ed25519")
+    users = tmp_path / "users.yaml"
+    users.write_text(
+        "users:\n"
+        "  alice:\n"
+        f"    authorized_keys: ['{_public(key)}']\n"
+        "    servers: {games/mc1: [files.sftp, files.read, files.create]}\n"
+    )
+    settings = NodeSettings(
+        token="t" * 48,  # type: ignore[arg-type]
+        data_dir=tmp_path,
+        sftp_port=1,  # replaced below: the test needs a free port
+        sftp_host="127.0.0.1",
+        sftp_users_file=users,
+    )
+    store = Store(settings.state_file)
+    blueprint = copy.deepcopy(TOY_BLUEPRINT)
+    store.put(Blueprint.model_validate(blueprint))
+    store.put(_gameserver("mc1"))
+    service = _sftp_service(settings, store, Runtime())  # type: ignore[arg-type]
+    assert service is not None
+    service._port = 0
+    await service.start()
+    try:
+        conn = await asyncio.wait_for(
+            asyncssh.connect(
+                "127.0.0.1",
+                service.port,
+                username="alice.games.mc1",
+                client_keys=[key],
+                known_hosts=None,
+                agent_path=None,
+                config=None,
+            ),
+            timeout=CLIENT_TIMEOUT,
+        )
+        async with conn, conn.start_sftp_client() as sftp, sftp.open("hello.txt", "wb") as f:
+            await f.write(b"hi")
+    finally:
+        await service.close()
+        store.close()
+    created = tmp_path / "servers" / "games" / "mc1" / "hello.txt"
+    assert created.read_bytes() == b"hi"
+    assert created.stat().st_uid == OWNER[0]
+    host_key = tmp_path / "ssh_host_ed25519_key"
+    assert stat.S_IMODE(host_key.stat().st_mode) == 0o600

@@ -429,7 +429,14 @@ class ConfinedSFTPServer(asyncssh.SFTPServer):
             await self._run(self._root.chmod, handle.path, handle.pending_mode)
 
     def _ending(self) -> bool:
-        return bool(self.channel.is_closing())
+        """Whether the request stream has ended (client EOF or a dropped connection): asyncssh
+        then closes the handles the client left open, and those uploads are incomplete.
+        asyncssh has no public flag for it, so the channel's receive state is read (with
+        `is_closing` as the fallback should that attribute ever go away). A client that
+        waits for the answer to its close - every client that wants to know the upload
+        worked - is never affected."""
+        recv_state = getattr(self.channel, "_recv_state", "open")
+        return bool(self.channel.is_closing()) or recv_state != "open"
 
     def statvfs(self, path: bytes) -> asyncssh.SFTPVFSAttrs:
         """Refused: it would describe the host's filesystem, not the server's quota."""
