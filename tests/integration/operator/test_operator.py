@@ -170,3 +170,77 @@ def _exists(kube: Kube, namespace: str, pvc: str) -> bool:
             return False
         raise
     return True
+
+
+def test_crash_is_restarted_and_restart_request_restarts(
+    kube: Kube,
+    kube_namespace: str,
+    operator: KopfRunner,
+    blueprint: Callable[..., str],
+    gameservers: GameServers,
+) -> None:
+    bp = blueprint()
+    doc = gameserver_doc("toy-c", bp, crashPolicy={"initialDelaySeconds": 1})
+    gameservers.create(doc)
+    gameservers.wait_state("toy-c", "Running", timeout=120)
+
+    # The Pod vanishes without being asked (a node drain, a human): a crash, restarted.
+    kube.core.delete_namespaced_pod("toy-c", kube_namespace, grace_period_seconds=0)
+    kube.wait_for(
+        "crash counted",
+        lambda: gameservers.status("toy-c").get("restartCount") == 1,
+        60,
+    )
+    status = gameservers.wait_state("toy-c", "Running", timeout=120)
+    port = next(p["port"] for p in status["ports"] if p["protocol"] == "TCP")
+    reply = kube.wait_for(
+        "status port", lambda: tcp_request(status["address"], port, timeout=2).decode(), 30
+    )
+    assert "boots=2" in reply, reply
+
+    # A restart request stops with the console command and starts again.
+    gameservers.patch_spec("toy-c", {"power": {"restartRequest": "r1"}})
+    kube.wait_for(
+        "restart acted on",
+        lambda: gameservers.status("toy-c").get("lastRestartRequest") == "r1",
+        60,
+    )
+    status = gameservers.wait_state("toy-c", "Running", timeout=120)
+    reply = kube.wait_for(
+        "status port after restart",
+        lambda: "boots=3" in tcp_request(status["address"], port, timeout=2).decode(),
+        60,
+    )
+    assert reply
+
+
+def test_invalid_blueprint_is_reported_and_its_fix_recovers_the_gameserver(
+    kube: Kube,
+    kube_namespace: str,
+    operator: KopfRunner,
+    blueprint: Callable[..., str],
+    gameservers: GameServers,
+) -> None:
+    bp = blueprint(startupCommands=[{"name": "Default", "command": "/usr/local/bin/toy {{NOPE}}"}])
+    kube.wait_for(
+        "blueprint Invalid",
+        lambda: (
+            kube.custom.get_cluster_custom_object(GROUP, VERSION, "blueprints", bp)
+            .get("status", {})
+            .get("phase")
+            == "Invalid"
+        ),
+        30,
+    )
+    gameservers.create(gameserver_doc("toy-i", bp, power={"state": "Stopped"}))
+    status = gameservers.wait_state("toy-i", "Error", timeout=60)
+    assert "NOPE" in status["message"], status
+
+    kube.custom.patch_cluster_custom_object(
+        GROUP,
+        VERSION,
+        "blueprints",
+        bp,
+        {"spec": {"startupCommands": [{"name": "Default", "command": "/usr/local/bin/toy"}]}},
+    )
+    gameservers.wait_state("toy-i", "Stopped", timeout=120)
