@@ -277,7 +277,8 @@ class SftpService:
         keys = {(s.login.namespace, s.login.name) for s in self._sessions.values()}
         if not keys:
             return 0
-        gone = await asyncio.to_thread(self._unavailable, keys)
+        # Store reads are short SQLite queries, made on the loop like the node API does.
+        gone = self._unavailable(keys)
         closed = 0
         for conn, session in list(self._sessions.items()):
             reason = gone.get((session.login.namespace, session.login.name))
@@ -318,8 +319,9 @@ class SftpService:
 
     # -- logins -------------------------------------------------------------------------------
 
-    def resolve(self, namespace: str, name: str) -> ServerFiles | str:
-        """The server's files, or why it may not be logged in to."""
+    def resolve(self, namespace: str, name: str) -> tuple[Denylist, int] | str:
+        """The server's deny-list and quota from the store (its data directory is prepared
+        separately, off the loop), or why it may not be logged in to."""
         gameserver = self._store.get(GameServer, namespace, name)
         if gameserver is None:
             return "no such server"
@@ -332,9 +334,7 @@ class SftpService:
             return "server being deleted"
         blueprint = self._store.get(Blueprint, "", gameserver.spec.blueprint)
         denylist = Denylist.of(blueprint.spec.file_denylist if blueprint else [])
-        return ServerFiles(
-            self._data_dir(namespace, name), denylist, byte_count(gameserver.spec.resources.disk)
-        )
+        return denylist, byte_count(gameserver.spec.resources.disk)
 
     async def check_login(
         self,
@@ -368,11 +368,16 @@ class SftpService:
             != (login.user, login.namespace, login.name)
         ):
             return None
-        files = await asyncio.to_thread(self.resolve, login.namespace, login.name)
-        if isinstance(files, str):
-            log.info("SFTP login of %s refused: %s", login, files)
+        rules = self.resolve(login.namespace, login.name)
+        if isinstance(rules, str):
+            log.info("SFTP login of %s refused: %s", login, rules)
             return None
-        return login, grant, files
+        try:
+            data_dir = await asyncio.to_thread(self._data_dir, login.namespace, login.name)
+        except OSError:
+            log.exception("SFTP login of %s: no data directory", login)
+            return None
+        return login, grant, ServerFiles(data_dir, *rules)
 
     def _register(self, conn: asyncssh.SSHServerConnection, session: Session) -> None:
         self._sessions[conn] = session
