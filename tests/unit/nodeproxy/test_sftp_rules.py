@@ -207,3 +207,17 @@ def test_sftp_settings(tmp_path: Path) -> None:
     assert on.sftp_host_key == tmp_path / "ssh_host_ed25519_key"
     with pytest.raises(ValidationError, match="SFTP_USERS_FILE"):
         NodeSettings(token=TOKEN, sftp_port=2022)  # type: ignore[arg-type]
+
+
+def test_login_rate_limiter_forgets_refilled_buckets_before_spent_ones() -> None:
+    now = [0.0]
+    limiter = LoginRateLimiter(
+        LoginLimits(per_ip_rate=0.001, per_ip_burst=1, max_tracked=10), clock=lambda: now[0]
+    )
+    assert limiter.allow("attacker", None)
+    for i in range(8):
+        limiter.allow(f"10.0.0.{i}", None)
+    now[0] = 10_000.0  # everyone refilled except what the attacker spends again now
+    assert limiter.allow("attacker", None)
+    limiter.allow("newcomer", None)  # the 10th address: prunes refilled buckets
+    assert not limiter.allow("attacker", None)

@@ -91,15 +91,14 @@ class LoginRateLimiter:
             bucket = buckets[key] = TokenBucket.full(rate, burst, now)
         return bucket.allow(now)
 
-    @staticmethod
-    def _prune(buckets: dict[str, TokenBucket], now: float) -> None:
-        # A bucket that has refilled completely carries no information: forget those first,
-        # then the oldest half, so memory stays bounded under a flood of addresses.
-        for key in [
-            k for k, b in buckets.items() if b.tokens + (now - b.updated) * b.rate >= b.burst
-        ]:
+    def _prune(self, buckets: dict[str, TokenBucket], now: float) -> None:
+        # A bucket that has refilled completely carries no information: forget those first.
+        # Only if that is not enough (a flood of addresses) are the least recently used half
+        # forgotten too, so memory stays bounded whatever arrives.
+        full = [k for k, b in buckets.items() if b.tokens + (now - b.updated) * b.rate >= b.burst]
+        for key in full:
             del buckets[key]
-        if len(buckets) >= 1:
+        if len(buckets) >= self._limits.max_tracked:
             for key in sorted(buckets, key=lambda k: buckets[k].updated)[: len(buckets) // 2]:
                 del buckets[key]
 
