@@ -8,6 +8,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from stellarstack.api.netpolicy import AddressPolicy
+
 MIN_TOKEN_LENGTH = 32
 _PLACEHOLDERS = {"changeme", "change-me", "secret", "token", "password", "example"}
 
@@ -48,6 +50,20 @@ class NodeSettings(BaseSettings):
     sftp_users_file: Path | None = None
     """JSON or YAML file of SFTP users (password hashes, keys, per-server permissions);
     required with `sftp_port` until the panel authenticates SFTP logins."""
+
+    pull_max_bytes: int = Field(default=2 * 1024**3, ge=1)
+    """Largest file a URL pull may download (the server's disk quota applies as well)."""
+    pull_allowed: list[str] = Field(default_factory=list)
+    """`address:port` pairs URL pulls may reach although they are not public (e.g. a mirror
+    on the node's own network). Everything else private, loopback or link-local is refused."""
+
+    def pull_policy(self) -> AddressPolicy:
+        """The destination policy for URL pulls."""
+        exceptions = set()
+        for entry in self.pull_allowed:
+            address, _, port = entry.rpartition(":")
+            exceptions.add((address.strip("[]"), int(port)))
+        return AddressPolicy(frozenset(exceptions))
 
     @field_validator("token")
     @classmethod

@@ -211,3 +211,14 @@ async def test_unknown_server_and_missing_token(api: Any) -> None:
     assert missing.status_code == 404
     anonymous = await client.get(f"{BASE}/list", headers={"Authorization": ""})
     assert anonymous.status_code == 401
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:1/x", "http://169.254.169.254/latest/", "file:///etc/passwd"]
+)
+async def test_pull_refuses_internal_destinations(api: Any, url: str) -> None:
+    client, data = api
+    response = await client.post(f"{BASE}/pull", json={"url": url, "path": "x.bin"})
+    assert response.status_code == 403
+    assert response.json()["detail"].startswith("refused:")
+    assert not (data / "x.bin").exists()

@@ -20,8 +20,10 @@ from pydantic import BaseModel, Field
 
 from stellarstack.api.blueprint import Blueprint
 from stellarstack.api.gameserver import GameServer
+from stellarstack.api.netpolicy import DestinationRefusedError
 from stellarstack.api.quantity import byte_count
 from stellarstack.api.runtime import ServerKey
+from stellarstack.nodeproxy.fetch import PullError, pull
 from stellarstack.nodeproxy.files import Denylist, FileError, FileInfo, Quota, SafeRoot
 from stellarstack.nodeproxy.files.archives import (
     ArchiveFormat,
@@ -66,6 +68,13 @@ class ArchiveRequest(BaseModel):
     paths: list[str] = Field(min_length=1, max_length=1000)
     destination: str = Field(max_length=4096)
     format: ArchiveFormat = ArchiveFormat.TAR_ZST
+
+
+class PullRequest(BaseModel):
+    """Download a URL into the server directory (public addresses only)."""
+
+    url: str = Field(max_length=4096)
+    path: str = Field(max_length=4096)
 
 
 class ExtractRequest(BaseModel):
@@ -241,6 +250,23 @@ def files_router(services: Any, token: Any) -> APIRouter:
                 "bytes": report.bytes,
                 "skipped": list(report.skipped),
             }
+
+    @router.post("/pull", status_code=status.HTTP_201_CREATED)
+    async def pull_url(namespace: str, name: str, body: PullRequest) -> dict[str, Any]:
+        with opened(namespace, name) as root:
+            try:
+                info = await pull(
+                    body.url,
+                    root,
+                    body.path,
+                    policy=services.settings.pull_policy(),
+                    max_bytes=services.settings.pull_max_bytes,
+                )
+            except DestinationRefusedError as exc:
+                raise HTTPException(status.HTTP_403_FORBIDDEN, f"refused: {exc}") from exc
+            except PullError as exc:
+                raise HTTPException(status.HTTP_502_BAD_GATEWAY, str(exc)) from exc
+            return _info(info)
 
     @router.post("/extract")
     async def extract(namespace: str, name: str, body: ExtractRequest) -> dict[str, Any]:
