@@ -373,6 +373,11 @@ class ConfinedSFTPServer(asyncssh.SFTPServer):
     async def write(self, file_obj: object, offset: int, data: bytes) -> int:
         if not isinstance(file_obj, _Writing):
             raise asyncssh.SFTPError(asyncssh.FX_PERMISSION_DENIED, "not open for writing")
+        if file_obj.failed is not None:
+            # Clients pipeline writes; those after a refused one get the same answer.
+            raise asyncssh.SFTPError(
+                asyncssh.FX_FAILURE, f"upload refused, nothing saved: {file_obj.failed}"
+            )
         writer = file_obj.writer
         if not file_obj.append:
             if offset < writer.written:
