@@ -315,6 +315,7 @@ DIR_LINKS = ["abs_dir", "rel_dir", "up_dir", "chain_dir", "real/sub", "dangling_
 FILE_LINKS = ["abs_file", "rel_file", "chain_file", "dangling_file"]
 
 
+@pytest.mark.slow  # about 60 OpenSSH sessions, one per attempted command
 @needs_openssh
 async def test_openssh_through_planted_links_fails_and_outside_is_untouched(node: Node) -> None:
     _plant_links(node.box)
