@@ -256,6 +256,20 @@ async def test_openssh_put_get_ls_mkdir_rename_chmod_rm(node: Node) -> None:
     assert _leftovers(node.root) == []
 
 
+@needs_openssh
+async def test_openssh_resumed_upload_appends_to_the_partial_file(node: Node) -> None:
+    local = node.tmp / "world.zip"
+    local.write_bytes(os.urandom(300_000))
+    partial = node.root / "world.zip"
+    partial.write_bytes(local.read_bytes()[:100_000])
+    os.chown(partial, *OWNER)
+    result = await _openssh(node, f"reput {local} world.zip")
+    assert result.rc == 0, result.err
+    assert partial.read_bytes() == local.read_bytes()
+    assert partial.stat().st_uid == OWNER[0]
+    assert _leftovers(node.root) == []
+
+
 async def test_asyncssh_password_client_round_trip(node: Node) -> None:
     conn = await _connect(node, password=PASSWORD)
     async with conn, conn.start_sftp_client() as sftp:
