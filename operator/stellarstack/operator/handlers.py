@@ -115,8 +115,8 @@ async def blueprint_deleted(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
 async def notify_gameservers(kube: Kube, body: kopf.Body) -> None:
     """Touch every GameServer using the blueprint, so each re-reads it now (an annotation
     change is an update event) instead of at its next idle look."""
-    generation = str(body.meta.get("generation", "")) + (
-        "-deleted" if body.meta.get("deletionTimestamp") else ""
-    )
+    generation = str(body.meta.get("generation", ""))
+    if body.meta.get("deletionTimestamp"):
+        generation += "-deleted"
     for namespace, name in await kube.gameservers_using(body.meta.name or ""):
         await kube.annotate_gameserver(namespace, name, ANNOTATION_BLUEPRINT_SEEN, generation)

@@ -91,7 +91,13 @@ class GameServerReconciler:
 
     async def reconcile(self, body: Mapping[str, Any]) -> timedelta:
         """Step one GameServer until there is nothing to do; returns when to look again."""
-        gameserver = parse_gameserver(body)
+        try:
+            gameserver = parse_gameserver(body)
+        except ValidationError as error:
+            # Accepted by the API server's schema but refused by the models (a cross-field
+            # rule): nothing can be built, so say which field and wait for a fix.
+            await self._report_invalid(body, error)
+            return self.settings.resync
         namespace = gameserver.metadata.namespace or "default"
         blueprint_doc = await self.kube.read_blueprint(gameserver.spec.blueprint)
         workload: Workload | None = None
@@ -138,6 +144,23 @@ class GameServerReconciler:
                 await self._act(step.action, workload, gameserver, blueprint)
         log.warning("%s/%s did not settle in %d steps", namespace, workload_name(body), _MAX_STEPS)
         return self.settings.busy_resync
+
+    async def _report_invalid(self, body: Mapping[str, Any], error: ValidationError) -> None:
+        problems = [f"{'.'.join(map(str, item['loc']))}: {item['msg']}" for item in error.errors()]
+        message = "; ".join(problems)
+        current = dict(body.get("status") or {})
+        if current.get("state") == GameServerState.ERROR and current.get("message") == message:
+            return
+        meta = body["metadata"]
+        status = {
+            "state": GameServerState.ERROR.value,
+            "reason": "InvalidSpec",
+            "message": message,
+            "observedGeneration": meta.get("generation"),
+            "stateSince": datetime.now(UTC).isoformat(),
+        }
+        await self.kube.patch_gameserver_status(meta["namespace"], meta["name"], status)
+        await self.kube.post_event(dict(body), "Warning", "InvalidSpec", message)
 
     def _next_look(self, step: Step, status: GameServerStatus) -> timedelta:
         if step.requeue_after is not None:
@@ -208,7 +231,7 @@ class GameServerReconciler:
             status.address, status.ports = None, []
             if status.state is GameServerState.STARTING and (reason := waiting_reason(pod)):
                 status.message = reason
-            if not container_running(pod) and pod is None:
+            if pod is None:
                 status.node = None
             return status
         services = await self.kube.list_services(

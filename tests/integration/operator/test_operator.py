@@ -244,3 +244,34 @@ def test_invalid_blueprint_is_reported_and_its_fix_recovers_the_gameserver(
         {"spec": {"startupCommands": [{"name": "Default", "command": "/usr/local/bin/toy"}]}},
     )
     gameservers.wait_state("toy-i", "Stopped", timeout=120)
+
+
+@pytest.mark.parametrize("exposure", ["NodePort", "ClusterIP"])
+def test_service_exposures_answer_at_the_status_address(
+    kube: Kube,
+    kube_namespace: str,
+    operator: KopfRunner,
+    blueprint: Callable[..., str],
+    gameservers: GameServers,
+    exposure: str,
+) -> None:
+    bp = blueprint()
+    name = f"toy-{exposure.lower()}"
+    gameservers.create(gameserver_doc(name, bp, exposure={"type": exposure}))
+    status = gameservers.wait_state(name, "Running", timeout=120)
+    service = kube.core.read_namespaced_service(name, kube_namespace)
+    assert service.spec.type == exposure
+    assert service.metadata.owner_references[0].name == name
+    tcp = next(p for p in status["ports"] if p["protocol"] == "TCP")
+    if exposure == "NodePort":
+        assert status["address"] == kube.node_address()
+        assert tcp["port"] == service.spec.ports[0].node_port
+    else:
+        assert status["address"] == service.spec.cluster_ip
+        assert tcp["port"] == 7777
+    reply = kube.wait_for(
+        "service answers",
+        lambda: tcp_request(status["address"], tcp["port"], timeout=2).decode(),
+        30,
+    )
+    assert reply.startswith(f"TOY name={name} "), reply
