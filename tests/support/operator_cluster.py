@@ -101,3 +101,33 @@ class GameServers:
             return False
 
         self.kube.wait_for(f"{name} deleted", gone, timeout, interval=1.0)
+
+
+def delete_all_gameservers(kube: Kube, namespace: str) -> None:
+    """Delete every GameServer of the namespace (an operator must run); strip stuck finalizers."""
+
+    def remaining() -> list[dict[str, Any]]:
+        found = kube.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, "gameservers")
+        return list(found.get("items", []))
+
+    for item in remaining():
+        try:
+            kube.custom.delete_namespaced_custom_object(
+                GROUP, VERSION, namespace, "gameservers", item["metadata"]["name"]
+            )
+        except ApiException as error:
+            if error.status != 404:
+                raise
+    try:
+        kube.wait_for("GameServers deleted", lambda: not remaining(), timeout=90, interval=1.0)
+    finally:
+        # A stuck finalizer must not keep the test namespace alive.
+        for item in remaining():
+            kube.custom.patch_namespaced_custom_object(
+                GROUP,
+                VERSION,
+                namespace,
+                "gameservers",
+                item["metadata"]["name"],
+                {"metadata": {"finalizers": None}},
+            )

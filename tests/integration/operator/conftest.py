@@ -14,7 +14,7 @@ from kopf.testing import KopfRunner
 from kubernetes.client.exceptions import ApiException
 
 from support.kube import TOY_IMAGE, Kube
-from support.operator_cluster import GROUP, VERSION, GameServers
+from support.operator_cluster import GROUP, VERSION, GameServers, delete_all_gameservers
 from support.runtime_harness import TOY_BLUEPRINT
 
 REPO = Path(__file__).resolve().parents[3]
@@ -39,39 +39,11 @@ def operator(
         yield runner
         # GameServers go while the operator still runs, so their finalizers are honoured and
         # the namespace can be deleted afterwards.
-        _delete_gameservers(kube, kube_namespace)
+        delete_all_gameservers(kube, kube_namespace)
     # Kopf's HTTP sessions from the runner thread are collected here, inside this test (whose
     # warning filters allow their ResourceWarnings), rather than at the end of the session.
     gc.collect()
     assert runner.exception is None, runner.output[-4000:]
-
-
-def _delete_gameservers(kube: Kube, namespace: str) -> None:
-    def remaining() -> list[dict[str, Any]]:
-        found = kube.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, "gameservers")
-        return list(found.get("items", []))
-
-    for item in remaining():
-        try:
-            kube.custom.delete_namespaced_custom_object(
-                GROUP, VERSION, namespace, "gameservers", item["metadata"]["name"]
-            )
-        except ApiException as error:
-            if error.status != 404:
-                raise
-    try:
-        kube.wait_for("GameServers deleted", lambda: not remaining(), timeout=90, interval=1.0)
-    finally:
-        # A stuck finalizer must not keep the test namespace alive.
-        for item in remaining():
-            kube.custom.patch_namespaced_custom_object(
-                GROUP,
-                VERSION,
-                namespace,
-                "gameservers",
-                item["metadata"]["name"],
-                {"metadata": {"finalizers": None}},
-            )
 
 
 @pytest.fixture

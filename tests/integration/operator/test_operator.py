@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Callable
 
@@ -10,7 +11,13 @@ from kopf.testing import KopfRunner
 from kubernetes.client.exceptions import ApiException
 
 from support.kube import Kube, tcp_request
-from support.operator_cluster import GROUP, VERSION, GameServers, gameserver_doc
+from support.operator_cluster import (
+    GROUP,
+    VERSION,
+    GameServers,
+    delete_all_gameservers,
+    gameserver_doc,
+)
 
 pytestmark = [
     pytest.mark.kube,
@@ -275,3 +282,35 @@ def test_service_exposures_answer_at_the_status_address(
         30,
     )
     assert reply.startswith(f"TOY name={name} "), reply
+
+
+def test_a_restarted_operator_adopts_the_running_server(
+    kube: Kube,
+    kube_namespace: str,
+    operator_crds: list[str],
+    blueprint: Callable[..., str],
+    gameservers: GameServers,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    kube.require_image("localhost/stellarstack/toy:1")
+    monkeypatch.setenv("KUBECONFIG", str(kube.kubeconfig))
+    args = ["run", "--standalone", "-n", kube_namespace, "-m", "stellarstack.operator.handlers"]
+    bp = blueprint()
+    with KopfRunner(args, timeout=60) as first:
+        gameservers.create(gameserver_doc("toy-o", bp))
+        status = gameservers.wait_state("toy-o", "Running", timeout=120)
+    assert first.exception is None
+    uid = kube.core.read_namespaced_pod("toy-o", kube_namespace).metadata.uid
+
+    with KopfRunner(args, timeout=60) as second:
+        try:
+            time.sleep(5)  # the new operator resumes and reconciles
+            assert gameservers.status("toy-o")["state"] == "Running"
+            # The same Pod, the same run: nothing was restarted.
+            assert kube.core.read_namespaced_pod("toy-o", kube_namespace).metadata.uid == uid
+            port = next(p["port"] for p in status["ports"] if p["protocol"] == "TCP")
+            assert "boots=1" in tcp_request(status["address"], port, timeout=5).decode()
+        finally:
+            delete_all_gameservers(kube, kube_namespace)
+    gc.collect()
+    assert second.exception is None
