@@ -51,6 +51,9 @@ class NodeSettings(BaseSettings):
     """JSON or YAML file of SFTP users (password hashes, keys, per-server permissions);
     required with `sftp_port` until the panel authenticates SFTP logins."""
 
+    panel_public_key: str | None = None
+    """The panel's Ed25519 public key (PEM). With it, browsers may use short-lived server
+    tokens the panel signs; without it, only the node token is accepted."""
     pull_max_bytes: int = Field(default=2 * 1024**3, ge=1)
     """Largest file a URL pull may download (the server's disk quota applies as well)."""
     pull_allowed: list[str] = Field(default_factory=list)

@@ -13,14 +13,18 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from stellarstack.api.tokens import ServerGrant, sign_server_token
 from support.runtime_harness import TOY_BLUEPRINT, free_port
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(300)]
@@ -36,7 +40,21 @@ class NodeProcess:
     port: int
     token: str
     log: Path
+    panel_key: Ed25519PrivateKey
     process: subprocess.Popen[bytes] | None = None
+
+    def server_token(self, name: str, *scopes: str, namespace: str = "node") -> str:
+        """A token the panel would sign for a browser."""
+        now = datetime.now(UTC)
+        grant = ServerGrant(
+            subject="alice",
+            namespace=namespace,
+            name=name,
+            scopes=frozenset(scopes),
+            audience=self.env["STELLARSTACK_NODE_AGENT_ID"],
+            expires_at=now + timedelta(minutes=5),
+        )
+        return sign_server_token(self.panel_key, grant, now=now)
 
     @property
     def url(self) -> str:
@@ -85,6 +103,12 @@ def node(tmp_path: Path, docker_client: Any, toy_image: str) -> Iterator[NodePro
     agent_id = f"api-{uuid.uuid4().hex[:8]}"
     token = uuid.uuid4().hex + uuid.uuid4().hex
     port = free_port()
+    panel_key = Ed25519PrivateKey.generate()
+    public_pem = (
+        panel_key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
     env = {
         **os.environ,
         "STELLARSTACK_NODE_TOKEN": token,
@@ -93,8 +117,11 @@ def node(tmp_path: Path, docker_client: Any, toy_image: str) -> Iterator[NodePro
         "STELLARSTACK_NODE_AGENT_ID": agent_id,
         "STELLARSTACK_NODE_PUBLISH_ADDRESS": "127.0.0.1",
         "STELLARSTACK_NODE_CONSOLE_CONNECTIONS_PER_SERVER": "2",
+        "STELLARSTACK_NODE_PANEL_PUBLIC_KEY": public_pem,
     }
-    process = NodeProcess(env=env, port=port, token=token, log=tmp_path / "nodeproxy.log")
+    process = NodeProcess(
+        env=env, port=port, token=token, log=tmp_path / "nodeproxy.log", panel_key=panel_key
+    )
     process.start()
     yield process
     process.stop()
@@ -290,3 +317,69 @@ async def test_console_websocket_backlog_commands_and_limits(node: NodeProcess) 
             await drain(big)
         assert closed.value.rcvd is not None
         assert closed.value.rcvd.code == 1009
+
+
+async def test_server_tokens_grant_exactly_their_scopes(node: NodeProcess) -> None:
+    with node.client() as client:
+        client.put("/api/v1/blueprints/toy", json=TOY_BLUEPRINT)
+        client.put("/api/v1/namespaces/node/gameservers/tok", json=gameserver("tok", free_port()))
+        client.put(
+            "/api/v1/namespaces/node/gameservers/other", json=gameserver("other", free_port())
+        )
+        wait_state(client, "tok", "Running")
+    viewer = node.server_token("tok", "console.read", "files.read", "stats.read")
+    base = f"{node.url}/api/v1/namespaces/node/gameservers"
+    with node.client(token=viewer) as browser:
+        assert browser.get(f"{base}/tok/files/list").status_code == 200
+        assert browser.get(f"{base}/tok/stats").status_code == 200
+        assert browser.get(f"{base}/tok/logs").status_code == 200
+        denied = browser.put(f"{base}/tok/files/content", params={"path": "x"}, content=b"x")
+        assert denied.status_code == 403
+        assert "files.write" in denied.json()["detail"]
+        assert browser.post(f"{base}/tok/power", json={"action": "kill"}).status_code == 403
+        assert browser.post(f"{base}/tok/command", json={"line": "say x"}).status_code == 403
+        assert browser.get(f"{base}/other/files/list").status_code == 403
+        assert browser.get("/api/v1/blueprints").status_code == 403  # panel-only routes
+        assert browser.delete(f"{base}/tok").status_code == 403
+    # Browsers may send a server token in the query string; the node token never works there.
+    assert httpx.get(f"{base}/tok/files/list", params={"token": viewer}).status_code == 200
+    assert httpx.get(f"{base}/tok/files/list", params={"token": node.token}).status_code == 401
+    expired_key = Ed25519PrivateKey.generate()
+    forged = sign_server_token(
+        expired_key,
+        ServerGrant(
+            "mallory",
+            "node",
+            "tok",
+            frozenset({"files.write"}),
+            node.env["STELLARSTACK_NODE_AGENT_ID"],
+            datetime.now(UTC) + timedelta(minutes=5),
+        ),
+        now=datetime.now(UTC),
+    )
+    with node.client(token=forged) as mallory:
+        assert mallory.get(f"{base}/tok/files/list").status_code == 401
+
+    url = f"ws://127.0.0.1:{node.port}/api/v1/namespaces/node/gameservers/tok/console"
+    async with connect(f"{url}?token={viewer}") as console:
+        while "ready name=tok" not in json.loads(await asyncio.wait_for(console.recv(), 20)).get(
+            "data", ""
+        ):
+            pass
+        await console.send(json.dumps({"type": "command", "line": "say from a viewer"}))
+        while True:
+            message = json.loads(await asyncio.wait_for(console.recv(), 20))
+            if message["type"] == "error":
+                assert "console.write" in message["message"]
+                break
+    writer = node.server_token("tok", "console.read", "console.write")
+    async with connect(f"{url}?token={writer}") as console:
+        await console.send(json.dumps({"type": "command", "line": "say from a writer"}))
+        while "[say] from a writer" not in json.loads(
+            await asyncio.wait_for(console.recv(), 20)
+        ).get("data", ""):
+            pass
+    no_console = node.server_token("tok", "files.read")
+    with pytest.raises(InvalidStatus):
+        async with connect(f"{url}?token={no_console}") as refused:
+            await refused.recv()

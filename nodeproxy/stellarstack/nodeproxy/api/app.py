@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import json
 import time
 import uuid
@@ -18,7 +17,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, WebSocket, status
+from fastapi import APIRouter, FastAPI, HTTPException, Query, Request, WebSocket, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.websockets import WebSocketDisconnect
@@ -31,6 +30,7 @@ from stellarstack.api.manifests import validate_document
 from stellarstack.api.runtime import ServerKey, ServerNotFoundError, ServerNotRunningError
 from stellarstack.api.schedule import Schedule
 from stellarstack.nodeproxy.agent import NodeAgent
+from stellarstack.nodeproxy.api.auth import Authenticator, depends, requirement
 from stellarstack.nodeproxy.api.files import files_router, install_file_error_handler
 from stellarstack.nodeproxy.api.ratelimit import TokenBucket
 from stellarstack.nodeproxy.runtime.docker import DockerRuntime
@@ -52,6 +52,7 @@ class NodeServices:
     store: Store
     runtime: DockerRuntime
     agent: NodeAgent
+    authenticator: Authenticator | None = None
     console_connections: dict[ServerKey, int] = field(default_factory=lambda: defaultdict(int))
 
 
@@ -118,28 +119,14 @@ def create_app(services: NodeServices, *, run_agent: bool = False) -> FastAPI:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    if services.authenticator is None:
+        services.authenticator = Authenticator(services.settings)
+    authenticator = services.authenticator
     install_file_error_handler(app)
-    app.include_router(_resources_router(services))
-    app.include_router(_servers_router(services))
-    app.include_router(files_router(services, _require_token(services)))
+    app.include_router(_resources_router(services, authenticator))
+    app.include_router(_servers_router(services, authenticator))
+    app.include_router(files_router(services, lambda scope: depends(authenticator, scope)))
     return app
-
-
-def _require_token(services: NodeServices) -> Any:
-    expected = services.settings.token.get_secret_value().encode()
-
-    async def check(request: Request) -> None:
-        header = request.headers.get("authorization", "")
-        scheme, _, presented = header.partition(" ")
-        # compare_digest keeps the comparison time independent of where the strings differ.
-        if scheme.lower() != "bearer" or not hmac.compare_digest(presented.encode(), expected):
-            raise HTTPException(
-                status.HTTP_401_UNAUTHORIZED,
-                "a valid node token is required",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-
-    return Depends(check)
 
 
 def _parse(model: type[Resource], document: Any, namespace: str, name: str) -> Resource:
@@ -163,9 +150,10 @@ def _parse(model: type[Resource], document: Any, namespace: str, name: str) -> R
     return model.model_validate(document)
 
 
-def _resources_router(services: NodeServices) -> APIRouter:
+def _resources_router(services: NodeServices, authenticator: Authenticator) -> APIRouter:
+    # Resources are the panel's business alone: no server token reaches them.
     router = APIRouter(
-        prefix="/api/v1", tags=["resources"], dependencies=[_require_token(services)]
+        prefix="/api/v1", tags=["resources"], dependencies=[depends(authenticator, None)]
     )
     store = services.store
 
@@ -232,8 +220,7 @@ def _resources_router(services: NodeServices) -> APIRouter:
     return router
 
 
-def _servers_router(services: NodeServices) -> APIRouter:
-    token = _require_token(services)
+def _servers_router(services: NodeServices, authenticator: Authenticator) -> APIRouter:
     router = APIRouter(prefix="/api/v1/namespaces/{namespace}/gameservers/{name}", tags=["servers"])
     store, runtime = services.store, services.runtime
 
@@ -243,8 +230,11 @@ def _servers_router(services: NodeServices) -> APIRouter:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"GameServer {name} not found")
         return found
 
-    @router.post("/power", status_code=status.HTTP_202_ACCEPTED, dependencies=[token])
-    async def power(namespace: str, name: str, body: PowerRequest) -> PowerAccepted:
+    @router.post("/power", status_code=status.HTTP_202_ACCEPTED)
+    async def power(
+        namespace: str, name: str, body: PowerRequest, request: Request
+    ) -> PowerAccepted:
+        await requirement(authenticator, f"power.{body.action}")(request)
         gameserver = server(namespace, name)
         if gameserver.spec.suspended:
             raise HTTPException(status.HTTP_409_CONFLICT, "the server is suspended")
@@ -262,12 +252,16 @@ def _servers_router(services: NodeServices) -> APIRouter:
         services.agent.wake()
         return PowerAccepted(action=body.action, request=request_id)
 
-    @router.get("/status", dependencies=[token])
+    @router.get("/status", dependencies=[depends(authenticator, "stats.read")])
     async def server_status(namespace: str, name: str) -> dict[str, Any]:
         gameserver = server(namespace, name)
         return gameserver.status.to_wire() if gameserver.status else {"state": "Pending"}
 
-    @router.post("/command", status_code=status.HTTP_204_NO_CONTENT, dependencies=[token])
+    @router.post(
+        "/command",
+        status_code=status.HTTP_204_NO_CONTENT,
+        dependencies=[depends(authenticator, "console.write")],
+    )
     async def command(namespace: str, name: str, body: CommandRequest) -> None:
         server(namespace, name)
         try:
@@ -275,7 +269,7 @@ def _servers_router(services: NodeServices) -> APIRouter:
         except (ServerNotFoundError, ServerNotRunningError) as exc:
             raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
 
-    @router.get("/logs", dependencies=[token])
+    @router.get("/logs", dependencies=[depends(authenticator, "console.read")])
     async def logs(
         namespace: str, name: str, tail: Annotated[int, Query(ge=1, le=10000)] = 100
     ) -> dict[str, list[str]]:
@@ -285,7 +279,7 @@ def _servers_router(services: NodeServices) -> APIRouter:
         except ServerNotFoundError:
             return {"lines": []}
 
-    @router.get("/stats", dependencies=[token])
+    @router.get("/stats", dependencies=[depends(authenticator, "stats.read")])
     async def stats(namespace: str, name: str) -> dict[str, Any]:
         server(namespace, name)
         try:
@@ -311,10 +305,10 @@ def _servers_router(services: NodeServices) -> APIRouter:
 
 async def _console(services: NodeServices, websocket: WebSocket, key: ServerKey) -> None:
     settings = services.settings
-    header = websocket.headers.get("authorization", "")
-    expected = f"Bearer {settings.token.get_secret_value()}".encode()
-    if not hmac.compare_digest(header.encode(), expected):
-        await websocket.close(code=1008, reason="a valid node token is required")
+    assert services.authenticator is not None
+    principal = services.authenticator.identify(websocket)
+    if principal is None or not principal.allows(key.namespace, key.name, "console.read"):
+        await websocket.close(code=1008, reason="a token granting console.read is required")
         return
     if services.store.get(GameServer, key.namespace, key.name) is None:
         await websocket.close(code=1008, reason="no such server")
@@ -330,7 +324,12 @@ async def _console(services: NodeServices, websocket: WebSocket, key: ServerKey)
         async with services.runtime.attach(key, backlog=100) as session:
             output = asyncio.create_task(_forward_output(websocket, session.lines()))
             try:
-                await _read_input(websocket, session, settings)
+                await _read_input(
+                    websocket,
+                    session,
+                    settings,
+                    may_write=principal.allows(key.namespace, key.name, "console.write"),
+                )
             finally:
                 output.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -348,7 +347,9 @@ async def _forward_output(websocket: WebSocket, lines: Any) -> None:
         await websocket.send_json({"type": "line", "data": line})
 
 
-async def _read_input(websocket: WebSocket, session: Any, settings: NodeSettings) -> None:
+async def _read_input(
+    websocket: WebSocket, session: Any, settings: NodeSettings, *, may_write: bool
+) -> None:
     bucket = TokenBucket.full(
         settings.console_messages_per_second,
         settings.console_messages_per_second * 2,
@@ -367,6 +368,12 @@ async def _read_input(websocket: WebSocket, session: Any, settings: NodeSettings
             line = parsed["line"] if parsed.get("type") == "command" else None
         except (ValueError, TypeError, KeyError, AttributeError):
             line = None
+        if not may_write:
+            # Checked per message: a read-only viewer stays connected but cannot type.
+            await websocket.send_json(
+                {"type": "error", "message": "the token does not grant console.write"}
+            )
+            continue
         if not isinstance(line, str) or not line or "\n" in line or "\r" in line:
             await websocket.send_json(
                 {"type": "error", "message": 'expected {"type": "command", "line": "..."}'}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from typing import Annotated, Any
@@ -95,13 +95,13 @@ def install_file_error_handler(app: FastAPI) -> None:
         )
 
 
-def files_router(services: Any, token: Any) -> APIRouter:
-    """Routes under `/api/v1/namespaces/{namespace}/gameservers/{name}/files`."""
+def files_router(services: Any, need: Callable[[str], Any]) -> APIRouter:
+    """Routes under `/api/v1/namespaces/{namespace}/gameservers/{name}/files`; `need(scope)`
+    is the dependency that checks the caller holds `scope` on the server."""
     router = APIRouter(
-        prefix="/api/v1/namespaces/{namespace}/gameservers/{name}/files",
-        tags=["files"],
-        dependencies=[token],
+        prefix="/api/v1/namespaces/{namespace}/gameservers/{name}/files", tags=["files"]
     )
+    read, write = [need("files.read")], [need("files.write")]
 
     @contextmanager
     def opened(namespace: str, name: str) -> Iterator[SafeRoot]:
@@ -120,21 +120,21 @@ def files_router(services: Any, token: Any) -> APIRouter:
             root.quota = Quota(limit, lambda: root.disk_usage().bytes)
             yield root
 
-    @router.get("/list")
+    @router.get("/list", dependencies=read)
     async def list_directory(
         namespace: str, name: str, path: Annotated[str, Query(max_length=4096)] = ""
     ) -> list[dict[str, Any]]:
         with opened(namespace, name) as root:
             return [_info(entry) for entry in await asyncio.to_thread(root.list_dir, path)]
 
-    @router.get("/stat")
+    @router.get("/stat", dependencies=read)
     async def stat_path(
         namespace: str, name: str, path: Annotated[str, Query(max_length=4096)]
     ) -> dict[str, Any]:
         with opened(namespace, name) as root:
             return _info(await asyncio.to_thread(root.stat, path))
 
-    @router.get("/content")
+    @router.get("/content", dependencies=read)
     async def download(
         namespace: str, name: str, request: Request, path: Annotated[str, Query(max_length=4096)]
     ) -> StreamingResponse:
@@ -163,7 +163,7 @@ def files_router(services: Any, token: Any) -> APIRouter:
             body(), status_code=code, headers=headers, media_type="application/octet-stream"
         )
 
-    @router.put("/content", status_code=status.HTTP_201_CREATED)
+    @router.put("/content", status_code=status.HTTP_201_CREATED, dependencies=write)
     async def upload(
         namespace: str,
         name: str,
@@ -185,12 +185,12 @@ def files_router(services: Any, token: Any) -> APIRouter:
             )
             return _info(info)
 
-    @router.post("/mkdir", status_code=status.HTTP_201_CREATED)
+    @router.post("/mkdir", status_code=status.HTTP_201_CREATED, dependencies=write)
     async def mkdir(namespace: str, name: str, body: PathRequest) -> dict[str, Any]:
         with opened(namespace, name) as root:
             return _info(await asyncio.to_thread(root.mkdir, body.path))
 
-    @router.post("/rename")
+    @router.post("/rename", dependencies=write)
     async def rename(namespace: str, name: str, body: MoveRequest) -> dict[str, Any]:
         with opened(namespace, name) as root:
             info = await asyncio.to_thread(
@@ -198,7 +198,7 @@ def files_router(services: Any, token: Any) -> APIRouter:
             )
             return _info(info)
 
-    @router.post("/copy")
+    @router.post("/copy", dependencies=write)
     async def copy(namespace: str, name: str, body: MoveRequest) -> dict[str, Any]:
         with opened(namespace, name) as root:
             report = await asyncio.to_thread(
@@ -206,18 +206,20 @@ def files_router(services: Any, token: Any) -> APIRouter:
             )
             return {**_info(report.info), "skipped": list(report.skipped)}
 
-    @router.post("/delete", status_code=status.HTTP_204_NO_CONTENT)
+    @router.post(
+        "/delete", status_code=status.HTTP_204_NO_CONTENT, dependencies=[need("files.delete")]
+    )
     async def delete(namespace: str, name: str, body: DeleteRequest) -> None:
         with opened(namespace, name) as root:
             for target in body.paths:
                 await asyncio.to_thread(root.delete, target)
 
-    @router.post("/chmod")
+    @router.post("/chmod", dependencies=write)
     async def chmod(namespace: str, name: str, body: ChmodRequest) -> dict[str, Any]:
         with opened(namespace, name) as root:
             return _info(await asyncio.to_thread(root.chmod, body.path, body.mode))
 
-    @router.get("/search")
+    @router.get("/search", dependencies=read)
     async def search(
         namespace: str,
         name: str,
@@ -239,7 +241,9 @@ def files_router(services: Any, token: Any) -> APIRouter:
                 "truncated": result.truncated,
             }
 
-    @router.post("/archive", status_code=status.HTTP_201_CREATED)
+    @router.post(
+        "/archive", status_code=status.HTTP_201_CREATED, dependencies=[need("files.archive")]
+    )
     async def archive(namespace: str, name: str, body: ArchiveRequest) -> dict[str, Any]:
         with opened(namespace, name) as root:
             report = await asyncio.to_thread(
@@ -251,7 +255,7 @@ def files_router(services: Any, token: Any) -> APIRouter:
                 "skipped": list(report.skipped),
             }
 
-    @router.post("/pull", status_code=status.HTTP_201_CREATED)
+    @router.post("/pull", status_code=status.HTTP_201_CREATED, dependencies=write)
     async def pull_url(namespace: str, name: str, body: PullRequest) -> dict[str, Any]:
         with opened(namespace, name) as root:
             try:
@@ -268,7 +272,7 @@ def files_router(services: Any, token: Any) -> APIRouter:
                 raise HTTPException(status.HTTP_502_BAD_GATEWAY, str(exc)) from exc
             return _info(info)
 
-    @router.post("/extract")
+    @router.post("/extract", dependencies=[need("files.archive")])
     async def extract(namespace: str, name: str, body: ExtractRequest) -> dict[str, Any]:
         with opened(namespace, name) as root:
             report = await asyncio.to_thread(extract_archive, root, body.archive, body.destination)
