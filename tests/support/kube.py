@@ -236,6 +236,11 @@ class Kube:
                 if not doc or doc.get("kind") != "CustomResourceDefinition":
                     continue
                 name = doc["metadata"]["name"]
+                # A CRD still being deleted (its objects are cleaned up first) cannot be
+                # replaced: it would vanish afterwards. Wait for it to go, then create anew.
+                self.wait_for(
+                    f"CRD {name} not terminating", partial(self._not_terminating, name), timeout
+                )
                 try:
                     self.apiextensions.create_custom_resource_definition(doc)
                 except ApiException as error:
@@ -254,7 +259,30 @@ class Kube:
         conditions = (crd.status.conditions if crd.status else None) or []
         return any(c.type == "Established" and c.status == "True" for c in conditions)
 
-    def delete_crds(self, names: list[str]) -> None:
+    def _not_terminating(self, name: str) -> bool:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            crd = self.apiextensions.read_custom_resource_definition(name)
+        except ApiException as error:
+            if error.status == 404:
+                return True
+            raise
+        return crd.metadata.deletion_timestamp is None
+
+    def _crd_gone(self, name: str) -> bool:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            self.apiextensions.read_custom_resource_definition(name)
+        except ApiException as error:
+            if error.status == 404:
+                return True
+            raise
+        return False
+
+    def delete_crds(self, names: list[str], timeout: float = 60.0) -> None:
+        """Delete CRDs (and so all their objects) and wait until they are gone."""
         from kubernetes.client.exceptions import ApiException
 
         for name in names:
@@ -263,6 +291,8 @@ class Kube:
             except ApiException as error:
                 if error.status != 404:
                     raise
+        for name in names:
+            self.wait_for(f"CRD {name} deleted", partial(self._crd_gone, name), timeout)
 
     # --- the node and its images ------------------------------------------------------------
 
