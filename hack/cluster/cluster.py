@@ -483,6 +483,31 @@ def remove_kubelet_chains() -> None:
                 run(binary, "-t", table, "-X", chain, check=False, quiet=True)
 
 
+def remove_portmap_chains(iptables: str) -> None:
+    """The portmap plugin's shared nat chains, once no pod mapping is left in them (another
+    CNI user on the machine would still have rules there, and then they stay)."""
+    dnat = run(iptables, "-t", "nat", "-S", "CNI-HOSTPORT-DNAT", check=False, quiet=True)
+    if dnat.returncode != 0 or len(dnat.stdout.strip().splitlines()) > 1:
+        return
+    jumps = [
+        ("PREROUTING", ["-m", "addrtype", "--dst-type", "LOCAL", "-j", "CNI-HOSTPORT-DNAT"]),
+        ("OUTPUT", ["-m", "addrtype", "--dst-type", "LOCAL", "-j", "CNI-HOSTPORT-DNAT"]),
+        (
+            "POSTROUTING",
+            ["-m", "comment", "--comment", "CNI portfwd requiring masquerade", "-j",
+             "CNI-HOSTPORT-MASQ"],
+        ),
+    ]  # fmt: skip
+    for chain, spec in jumps:
+        while (
+            run(iptables, "-t", "nat", "-D", chain, *spec, check=False, quiet=True).returncode == 0
+        ):
+            pass
+    for chain in ("CNI-HOSTPORT-DNAT", "CNI-HOSTPORT-MASQ", "CNI-HOSTPORT-SETMARK"):
+        run(iptables, "-t", "nat", "-F", chain, check=False, quiet=True)
+        run(iptables, "-t", "nat", "-X", chain, check=False, quiet=True)
+
+
 def remove_network() -> None:
     ip, iptables = shutil.which("ip"), shutil.which("iptables")
     if ip and run(ip, "link", "show", BRIDGE, check=False, quiet=True).returncode == 0:
@@ -493,6 +518,7 @@ def remove_network() -> None:
             run(ip, "netns", "delete", word.split()[0], check=False, quiet=True)
         run(ip, "link", "delete", BRIDGE, check=False, quiet=True)
     if iptables:
+        remove_portmap_chains(iptables)
         for rule in (["-s", CLUSTER_CIDR], ["-d", CLUSTER_CIDR]):
             spec = ["FORWARD", *rule, "-m", "comment", "--comment", FW_COMMENT, "-j", "ACCEPT"]
             while run(iptables, "-D", *spec, check=False, quiet=True).returncode == 0:
