@@ -240,6 +240,28 @@ def test_readiness_timeout_is_reported(gameserver_doc: dict[str, Any]) -> None:
     assert (late.status.state, late.status.reason) == (G.STARTING, "ReadinessTimeout")
 
 
+def test_disk_quota_stops_and_holds_the_server(gameserver_doc: dict[str, Any]) -> None:
+    gs = server(gameserver_doc, G.RUNNING)
+    first = step(gs, RUNNING, over_disk_quota=True)
+    assert (first.action, first.status.state, first.status.reason) == (
+        Action.STOP,
+        G.STOPPING,
+        "DiskQuotaExceeded",
+    )
+    gs.status = first.status
+    held = step(gs, exited(0), over_disk_quota=True)
+    assert (held.action, held.status.state, held.status.reason) == (
+        Action.NONE,
+        G.STOPPED,
+        "DiskQuotaExceeded",
+    )
+    assert "1Gi quota" in held.status.message
+    assert held.requeue_after == timedelta(seconds=30)
+    gs.status = held.status
+    freed = step(gs, exited(0))
+    assert (freed.action, freed.status.state) == (Action.START, G.STARTING)
+
+
 # -- whole lives: a tiny simulated runtime drives compute_step through random changes ---------
 
 CHANGES = st.sampled_from(
@@ -307,6 +329,7 @@ def test_any_sequence_of_changes_takes_only_allowed_transitions(changes: list[st
     world = SimulatedRuntime()
     problems: tuple[str, ...] = ()
     blueprint_found = True
+    full = False
     for number, change in enumerate(changes):
         spec = gs.spec
         if change in {"run", "stop"}:
@@ -331,11 +354,16 @@ def test_any_sequence_of_changes_takes_only_allowed_transitions(changes: list[st
             problems = ("spec.variables.X: bad",) if change == "break" else ()
         elif change == "lose-blueprint":
             blueprint_found = not blueprint_found
+        elif change == "fill-disk":
+            full = not full
         world.now += timedelta(hours=1)
         # Converge: a runtime repeats steps until there is nothing to do.
         for _ in range(12):
             decision = compute_step(
-                gs, world.observe(problems=problems, blueprint_found=blueprint_found)
+                gs,
+                world.observe(
+                    problems=problems, blueprint_found=blueprint_found, over_disk_quota=full
+                ),
             )
             gs.status = decision.status
             world.carry_out(decision.action)
@@ -354,7 +382,9 @@ def test_any_sequence_of_changes_takes_only_allowed_transitions(changes: list[st
         if spec.suspended:
             assert state is G.SUSPENDED
             assert not running
-        healthy = blueprint_found and not problems and not spec.suspended
+        if full and blueprint_found and not problems:
+            assert not running, changes[: number + 1]
+        healthy = blueprint_found and not problems and not spec.suspended and not full
         if healthy and state is not G.INSTALL_FAILED:
             # An hour passed, so no back-off can still be holding the server down.
             wanted = spec.power.state == "Running"

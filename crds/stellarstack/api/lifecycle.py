@@ -18,6 +18,8 @@ Decisions documented here (and tested):
   acknowledged as refused, so they do not fire later.
 * The install step runs before the first start and on each new reinstall request; a failed
   install waits for the next reinstall request.
+* A server whose data outgrows `resources.disk` is stopped with its stop method and is not
+  started again until enough space is freed (reason `DiskQuotaExceeded`).
 """
 
 from __future__ import annotations
@@ -71,6 +73,8 @@ class Observation:
     has_install_step: bool = True
     readiness_timeout: timedelta | None = None
     """How long Starting may last before the status says the server is late."""
+    over_disk_quota: bool = False
+    """The data volume holds more than `resources.disk` (for runtimes that measure it)."""
 
 
 @dataclass(frozen=True)
@@ -252,9 +256,20 @@ class _Decision:
         return self.step(Action.STOP)
 
     def decide_power(self) -> Step:
-        if self.spec.power.state is PowerState.RUNNING:
+        wanted = self.spec.power.state is PowerState.RUNNING
+        if wanted and not self.observed.over_disk_quota:
             return self.keep_running()
-        return self.keep_stopped()
+        step = self.keep_stopped()
+        if not wanted:
+            return step
+        # Held down by the disk quota: stopped (gracefully) and not started again until the
+        # owner frees space; then it starts by itself.
+        self.status.reason = "DiskQuotaExceeded"
+        self.status.message = (
+            f"the data uses more than its {self.spec.resources.disk} quota; "
+            "free space to start the server again"
+        )
+        return self.step(step.action, requeue_after=timedelta(seconds=30))
 
     def keep_stopped(self) -> Step:
         if self.running:

@@ -133,3 +133,24 @@ async def test_delete_with_and_without_retain(
     assert not docker_client.containers.list(all=True, filters={"name": container_name(key)})
     assert node.settings.data_dir(key).exists() is retain
     assert node.store.get(Blueprint, CLUSTER, "toy") is not None
+
+
+async def test_a_server_over_its_disk_quota_is_stopped_until_space_is_freed(
+    node_factory: Callable[[], Node],
+) -> None:
+    node = node_factory()
+    node.store.put(Blueprint.model_validate(TOY_BLUEPRINT))
+    node.store.put(toy_server("hoarder", resources={"disk": "100Mi", "memory": "128Mi"}))
+    await converge(node, "hoarder", state_is(G.RUNNING))
+    key = ServerKey("agent", "hoarder")
+    hoard = node.settings.data_dir(key) / "hoard.bin"
+    with hoard.open("wb") as handle:  # what a game writing past its quota leaves behind
+        handle.write(b"\0" * (101 * 2**20))
+    node.agent.disk.forget(key)
+    status = await converge(node, "hoarder", state_is(G.STOPPED))
+    assert status.reason == "DiskQuotaExceeded"
+    assert status.last_exit is not None
+    assert status.last_exit.exit_code == 0  # stopped with its stop method, not killed
+    hoard.unlink()
+    node.agent.disk.forget(key)
+    await converge(node, "hoarder", state_is(G.RUNNING))

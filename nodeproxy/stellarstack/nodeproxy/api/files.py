@@ -104,7 +104,7 @@ def files_router(services: Any, need: Callable[[str], Any]) -> APIRouter:
     read, write = [need("files.read")], [need("files.write")]
 
     @contextmanager
-    def opened(namespace: str, name: str) -> Iterator[SafeRoot]:
+    def opened(namespace: str, name: str, *, writes: bool = False) -> Iterator[SafeRoot]:
         gameserver = services.store.get(GameServer, namespace, name)
         if gameserver is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"GameServer {name} not found")
@@ -117,8 +117,16 @@ def files_router(services: Any, need: Callable[[str], Any]) -> APIRouter:
             data, denylist=denylist, owner=(settings.run_as_user, settings.run_as_group)
         ) as root:
             limit = byte_count(gameserver.spec.resources.disk)
-            root.quota = Quota(limit, lambda: root.disk_usage().bytes)
-            yield root
+            # The agent's cached figure: a full walk per upload would be too slow on big worlds.
+            root.quota = Quota(
+                limit, lambda: services.agent.disk.get(key, lambda: root.disk_usage().bytes)
+            )
+            try:
+                yield root
+            finally:
+                if writes:
+                    # The cached usage no longer holds; the next quota check measures afresh.
+                    services.agent.disk.forget(key)
 
     @router.get("/list", dependencies=read)
     async def list_directory(
@@ -172,7 +180,7 @@ def files_router(services: Any, need: Callable[[str], Any]) -> APIRouter:
         overwrite: bool = True,
     ) -> dict[str, Any]:
         declared = request.headers.get("content-length")
-        with opened(namespace, name) as root:
+        with opened(namespace, name, writes=True) as root:
             parent = path.rstrip("/").rpartition("/")[0]
             if parent:
                 # Uploads create their folders, as users of file managers expect.
@@ -187,12 +195,12 @@ def files_router(services: Any, need: Callable[[str], Any]) -> APIRouter:
 
     @router.post("/mkdir", status_code=status.HTTP_201_CREATED, dependencies=write)
     async def mkdir(namespace: str, name: str, body: PathRequest) -> dict[str, Any]:
-        with opened(namespace, name) as root:
+        with opened(namespace, name, writes=True) as root:
             return _info(await asyncio.to_thread(root.mkdir, body.path))
 
     @router.post("/rename", dependencies=write)
     async def rename(namespace: str, name: str, body: MoveRequest) -> dict[str, Any]:
-        with opened(namespace, name) as root:
+        with opened(namespace, name, writes=True) as root:
             info = await asyncio.to_thread(
                 root.rename, body.source, body.destination, overwrite=body.overwrite
             )
@@ -200,7 +208,7 @@ def files_router(services: Any, need: Callable[[str], Any]) -> APIRouter:
 
     @router.post("/copy", dependencies=write)
     async def copy(namespace: str, name: str, body: MoveRequest) -> dict[str, Any]:
-        with opened(namespace, name) as root:
+        with opened(namespace, name, writes=True) as root:
             report = await asyncio.to_thread(
                 root.copy, body.source, body.destination, overwrite=body.overwrite
             )
@@ -210,13 +218,13 @@ def files_router(services: Any, need: Callable[[str], Any]) -> APIRouter:
         "/delete", status_code=status.HTTP_204_NO_CONTENT, dependencies=[need("files.delete")]
     )
     async def delete(namespace: str, name: str, body: DeleteRequest) -> None:
-        with opened(namespace, name) as root:
+        with opened(namespace, name, writes=True) as root:
             for target in body.paths:
                 await asyncio.to_thread(root.delete, target)
 
     @router.post("/chmod", dependencies=write)
     async def chmod(namespace: str, name: str, body: ChmodRequest) -> dict[str, Any]:
-        with opened(namespace, name) as root:
+        with opened(namespace, name, writes=True) as root:
             return _info(await asyncio.to_thread(root.chmod, body.path, body.mode))
 
     @router.get("/search", dependencies=read)
@@ -245,7 +253,7 @@ def files_router(services: Any, need: Callable[[str], Any]) -> APIRouter:
         "/archive", status_code=status.HTTP_201_CREATED, dependencies=[need("files.archive")]
     )
     async def archive(namespace: str, name: str, body: ArchiveRequest) -> dict[str, Any]:
-        with opened(namespace, name) as root:
+        with opened(namespace, name, writes=True) as root:
             report = await asyncio.to_thread(
                 create_archive_file, root, body.paths, body.destination, body.format
             )
@@ -257,7 +265,7 @@ def files_router(services: Any, need: Callable[[str], Any]) -> APIRouter:
 
     @router.post("/pull", status_code=status.HTTP_201_CREATED, dependencies=write)
     async def pull_url(namespace: str, name: str, body: PullRequest) -> dict[str, Any]:
-        with opened(namespace, name) as root:
+        with opened(namespace, name, writes=True) as root:
             try:
                 info = await pull(
                     body.url,
@@ -274,7 +282,7 @@ def files_router(services: Any, need: Callable[[str], Any]) -> APIRouter:
 
     @router.post("/extract", dependencies=[need("files.archive")])
     async def extract(namespace: str, name: str, body: ExtractRequest) -> dict[str, Any]:
-        with opened(namespace, name) as root:
+        with opened(namespace, name, writes=True) as root:
             report = await asyncio.to_thread(extract_archive, root, body.archive, body.destination)
             return {"entries": report.entries, "bytes": report.bytes}
 
