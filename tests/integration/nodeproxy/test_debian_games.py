@@ -1,4 +1,4 @@
-"""A real game server on a Docker node: Armagetron Advanced from examples/, end to end."""
+"""Real game servers on a Docker node, from examples/: Armagetron Advanced and OpenTTD."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from support.docker_engine import require_image
 from support.node_agent import Node, converge, state_is
 from support.runtime_harness import free_port
 
-pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(400)]
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "armagetronad.yaml"
 
@@ -102,3 +102,28 @@ async def test_armagetronad_install_start_console_query_stop(
     node.store.put(GameServer.model_validate(document))
     await converge(node, name, state_is(G.RUNNING), within=60)
     assert (data / "kept.txt").read_text() == "still here"
+
+
+async def test_openttd_configured_started_and_saved_on_stop(
+    node_factory: Callable[[], Node], docker_client: Any
+) -> None:
+    require_image(docker_client, "localhost/stellarstack/openttd:1")
+    node = node_factory()
+    documents = [d for d in yaml.safe_load_all((EXAMPLE.parent / "openttd.yaml").read_text()) if d]
+    node.store.put(Blueprint.model_validate(next(d for d in documents if d["kind"] == "Blueprint")))
+    document = next(d for d in documents if d["kind"] == "GameServer")
+    document["metadata"]["namespace"] = "agent"
+    document["spec"]["ports"][0]["hostPort"] = free_port()
+    node.store.put(GameServer.model_validate(document))
+    name = document["metadata"]["name"]
+    await converge(node, name, state_is(G.RUNNING), within=240)
+    data = node.settings.data_dir(ServerKey("agent", name))
+    assert "server_name = Tycoons Anonymous" in (data / "private.cfg").read_text()
+
+    stopped = GameServer.model_validate(document)
+    stopped.spec.power.state = "Stopped"  # type: ignore[assignment]
+    node.store.put(stopped)
+    status = await converge(node, name, state_is(G.STOPPED), within=60)
+    assert status.last_exit is not None
+    assert status.last_exit.exit_code == 0  # SIGTERM is its clean stop
+    assert list(data.glob("**/exit.sav")), "the game in progress was not saved on stop"
