@@ -116,3 +116,41 @@ async def test_a_memory_hog_is_oom_killed(docker_harness: RuntimeHarness) -> Non
         assert asyncio.get_running_loop().time() < deadline, "the hog was not stopped"
         await asyncio.sleep(0.5)
     assert status.oom_killed or status.exit_code == 137
+
+
+async def test_a_console_flood_is_throttled_and_the_loop_stays_responsive(
+    docker_harness: RuntimeHarness,
+) -> None:
+    # 300k lines as fast as the shell can print them, then quiet.
+    _, server = await run_script(
+        docker_harness, "i=0; while [ $i -lt 300000 ]; do echo flood $i; i=$((i+1)); done; sleep 60"
+    )
+    received = 0
+    notices: list[str] = []
+    lags: list[float] = []
+    loop = asyncio.get_running_loop()
+
+    async def watch_loop() -> None:
+        while True:
+            before = loop.time()
+            await asyncio.sleep(0.01)
+            lags.append(loop.time() - before - 0.01)
+
+    watcher = asyncio.create_task(watch_loop())
+    async with docker_harness.runtime.attach(server, backlog=0) as console:
+        lines = console.lines()
+        deadline = loop.time() + 8
+        while loop.time() < deadline:
+            try:
+                line = await asyncio.wait_for(anext(lines), max(0.01, deadline - loop.time()))
+            except TimeoutError:
+                break
+            received += 1
+            if "console lines skipped" in line:
+                notices.append(line)
+    watcher.cancel()
+    assert notices, f"no throttling notice after {received} lines"
+    # 500 lines/s with a burst of 1000, over about 8 s.
+    assert received < 500 * 8 + 1000 + len(notices) + 100
+    assert max(lags) < 0.5, f"the event loop stalled for {max(lags):.2f} s"
+    await docker_harness.runtime.kill(server)

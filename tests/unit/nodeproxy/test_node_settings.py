@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from stellarstack.nodeproxy.api.ratelimit import TokenBucket
+from stellarstack.nodeproxy.ratelimit import TokenBucket
 from stellarstack.nodeproxy.settings import NodeSettings
 
 

@@ -32,7 +32,7 @@ from stellarstack.api.schedule import Schedule
 from stellarstack.nodeproxy.agent import NodeAgent
 from stellarstack.nodeproxy.api.auth import Authenticator, depends, requirement
 from stellarstack.nodeproxy.api.files import files_router, install_file_error_handler
-from stellarstack.nodeproxy.api.ratelimit import TokenBucket
+from stellarstack.nodeproxy.ratelimit import TokenBucket
 from stellarstack.nodeproxy.runtime.docker import DockerRuntime
 from stellarstack.nodeproxy.settings import NodeSettings
 from stellarstack.nodeproxy.store import CLUSTER, Store

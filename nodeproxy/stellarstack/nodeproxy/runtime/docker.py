@@ -37,6 +37,7 @@ from stellarstack.api.runtime import (
 )
 from stellarstack.api.workload import Workload, WorkloadSettings
 from stellarstack.nodeproxy.files import FileError, SafeRoot
+from stellarstack.nodeproxy.ratelimit import TokenBucket
 from stellarstack.nodeproxy.runtime.containers import (
     LABEL_AGENT,
     LABEL_SPEC_HASH,
@@ -53,9 +54,16 @@ _LOG_TAIL_LINES = 50
 class DockerRuntime:
     """Runs game servers as Docker containers on this node."""
 
-    def __init__(self, client: docker.DockerClient, settings: DockerSettings) -> None:
+    def __init__(
+        self,
+        client: docker.DockerClient,
+        settings: DockerSettings,
+        *,
+        console_lines_per_second: float = 500.0,
+    ) -> None:
         self._client = client
         self._settings = settings
+        self.console_lines_per_second = console_lines_per_second
         self._locks: dict[ServerKey, asyncio.Lock] = {}
         # Previous CPU sample per server, so that cpu_percent covers the time between samples
         # from one cheap one-shot read instead of a blocking two-sample read.
@@ -362,6 +370,9 @@ class _DockerConsole:
         self._backlog = backlog
         self._closed = threading.Event()
         self._stream: Any = None
+        # A game that floods its console must not flood the agent: past this rate, lines are
+        # counted and dropped in the reader thread, before they cost the event loop anything.
+        self._limit = runtime.console_lines_per_second
 
     async def lines(self) -> AsyncIterator[str]:
         queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=1000)
@@ -380,6 +391,8 @@ class _DockerConsole:
             # the back-pressure: Docker buffers, the agent does not.
             asyncio.run_coroutine_threadsafe(queue.put(item), loop).result()
 
+        bucket = TokenBucket.full(self._limit, self._limit * 2, time.monotonic())
+        dropped = 0
         try:
             self._stream = self._container.logs(
                 stdout=True, stderr=True, stream=True, follow=True, tail=self._backlog
@@ -387,6 +400,12 @@ class _DockerConsole:
             for text in _split_lines(self._stream):
                 if self._closed.is_set():
                     break
+                if not bucket.allow(time.monotonic()):
+                    dropped += 1
+                    continue
+                if dropped:
+                    put(f"[stellarstack] {dropped} console lines skipped (output rate limit)")
+                    dropped = 0
                 put(text)
         except Exception:  # the stream ends with a connection error when closed under it
             pass

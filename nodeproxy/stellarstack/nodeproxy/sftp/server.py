@@ -18,8 +18,8 @@ import asyncssh
 from stellarstack.api.blueprint import Blueprint
 from stellarstack.api.gameserver import GameServer
 from stellarstack.api.quantity import byte_count
-from stellarstack.nodeproxy.api.ratelimit import TokenBucket
 from stellarstack.nodeproxy.files import Denylist, Quota, SafeRoot
+from stellarstack.nodeproxy.ratelimit import TokenBucket
 from stellarstack.nodeproxy.store import Store
 
 from .auth import Permission, SftpAuthenticator, SftpGrant, SftpLogin, parse_username
