@@ -14,9 +14,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from stellarstack.api.blueprint import Blueprint
-from stellarstack.api.gameserver import ExposureType, PortStatus
+from stellarstack.api.common import Condition
+from stellarstack.api.gameserver import ExposureType, GameServerStatus, PortStatus
 from stellarstack.api.runtime import InstallOutcome, ProcessPhase, ProcessStatus
-from stellarstack.api.states import BlueprintPhase
+from stellarstack.api.states import BlueprintPhase, GameServerState
 from stellarstack.api.workload import Workload
 from stellarstack.operator.builders import GAME_CONTAINER
 
@@ -171,3 +172,47 @@ def compute_blueprint_status(document: Manifest) -> dict[str, Any]:
         "problems": problems,
         "observedGeneration": generation,
     }
+
+
+def compute_conditions(
+    status: GameServerStatus, *, blueprint_found: bool, problems: tuple[str, ...], now: datetime
+) -> list[Condition]:
+    """The standard conditions `BlueprintReady`, `Installed` and `Ready` for a status; a
+    condition keeps its `lastTransitionTime` while its `status` does not change."""
+    if not blueprint_found:
+        blueprint = ("False", "BlueprintNotFound", status.message)
+    elif problems:
+        blueprint = ("False", "InvalidSpec", "; ".join(problems))
+    else:
+        blueprint = ("True", "Ready", "")
+    install = status.install
+    if install is None:
+        installed = ("Unknown", "NotInstalled", "")
+    elif install.result == "Succeeded":
+        installed = ("True", "Succeeded", "")
+    else:
+        installed = ("False", "Failed", "see status.install.message")
+    if status.state is GameServerState.RUNNING:
+        ready = ("True", "Running", "")
+    else:
+        ready = ("False", status.state.value, status.message)
+    previous = {c.type: c for c in status.conditions}
+    conditions: list[Condition] = []
+    for kind, (state, reason, message) in (
+        ("BlueprintReady", blueprint),
+        ("Installed", installed),
+        ("Ready", ready),
+    ):
+        before = previous.get(kind)
+        since = before.last_transition_time if before and before.status == state else now
+        conditions.append(
+            Condition(
+                type=kind,
+                status=state,
+                reason=reason,
+                message=message,
+                last_transition_time=since,
+                observed_generation=status.observed_generation,
+            )
+        )
+    return conditions

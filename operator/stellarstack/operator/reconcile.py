@@ -38,6 +38,7 @@ from stellarstack.api.states import GameServerState
 from stellarstack.api.workload import Workload, WorkloadError, WorkloadSettings, build_workload
 from stellarstack.operator import builders
 from stellarstack.operator.compute import (
+    compute_conditions,
     compute_endpoints,
     compute_install_outcome,
     compute_process,
@@ -130,6 +131,12 @@ class GameServerReconciler:
             install_outcome = None
             step = compute_step(gameserver, observed)
             status = await self._with_endpoints(step.status, workload, pod)
+            status.conditions = compute_conditions(
+                status,
+                blueprint_found=blueprint_doc is not None,
+                problems=problems,
+                now=observed.now,
+            )
             if status != gameserver.status:
                 await self._write_status(body, gameserver, status)
                 gameserver = gameserver.model_copy(update={"status": status})

@@ -56,8 +56,10 @@ def test_toy_gameserver_runs_stops_and_keeps_its_data(
     assert container.stdin is True
     assert container.resources.requests == container.resources.limits
 
-    # The install step ran first and left its file in the volume.
+    # The install step ran first.
     assert status["install"]["result"] == "Succeeded"
+    conditions = {c["type"]: c["status"] for c in status["conditions"]}
+    assert conditions == {"BlueprintReady": "True", "Installed": "True", "Ready": "True"}
     assert status["address"] == kube.node_address()
     port = next(p["port"] for p in status["ports"] if p["protocol"] == "TCP")
     reply = kube.wait_for(

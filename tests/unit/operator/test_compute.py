@@ -9,11 +9,13 @@ from typing import Any
 import pytest
 
 from stellarstack.api.blueprint import Blueprint
-from stellarstack.api.gameserver import GameServer
+from stellarstack.api.gameserver import GameServer, GameServerStatus, InstallResult
 from stellarstack.api.runtime import ProcessPhase
+from stellarstack.api.states import GameServerState
 from stellarstack.api.workload import build_workload
 from stellarstack.operator.compute import (
     compute_blueprint_status,
+    compute_conditions,
     compute_endpoints,
     compute_install_outcome,
     compute_process,
@@ -150,3 +152,26 @@ def test_blueprint_status_ready_or_invalid_with_every_problem() -> None:
     status = compute_blueprint_status(bad)
     assert status["phase"] == "Invalid"
     assert any(p.startswith("spec.images") for p in status["problems"]), status
+
+
+def test_conditions_follow_the_status_and_keep_transition_times() -> None:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    later = datetime(2026, 1, 2, tzinfo=UTC)
+    status = GameServerStatus(state=GameServerState.RUNNING)
+    status.install = InstallResult(result="Succeeded")
+    first = compute_conditions(status, blueprint_found=True, problems=(), now=now)
+    assert [(c.type, c.status) for c in first] == [
+        ("BlueprintReady", "True"),
+        ("Installed", "True"),
+        ("Ready", "True"),
+    ]
+    status.conditions = first
+    status.state = GameServerState.STOPPED
+    second = compute_conditions(status, blueprint_found=True, problems=(), now=later)
+    by_type = {c.type: c for c in second}
+    assert by_type["Installed"].last_transition_time == now
+    assert by_type["Ready"].status == "False"
+    assert by_type["Ready"].reason == "Stopped"
+    assert by_type["Ready"].last_transition_time == later
+    missing = compute_conditions(status, blueprint_found=False, problems=(), now=later)
+    assert missing[0].reason == "BlueprintNotFound"
