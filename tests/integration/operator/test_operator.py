@@ -316,3 +316,59 @@ def test_a_restarted_operator_adopts_the_running_server(
             delete_all_gameservers(kube, kube_namespace)
     gc.collect()
     assert second.exception is None
+
+
+def test_failed_install_waits_for_a_reinstall_request(
+    kube: Kube,
+    kube_namespace: str,
+    operator: KopfRunner,
+    blueprint: Callable[..., str],
+    gameservers: GameServers,
+) -> None:
+    broken = {
+        "image": "localhost/stellarstack/toy:1",
+        "entrypoint": "sh",
+        "script": "echo broken; exit 3\n",
+    }
+    bp = blueprint(install=broken)
+    gameservers.create(gameserver_doc("toy-f", bp))
+    status = gameservers.wait_state("toy-f", "InstallFailed", timeout=120)
+    assert status["install"]["result"] == "Failed"
+    assert "broken" in status["install"]["message"], status
+    assert not kube.core.list_namespaced_pod(
+        kube_namespace, label_selector="app.kubernetes.io/component=server"
+    ).items
+
+    fixed = {**broken, "script": "echo fixed > /mnt/server/installed.txt\n"}
+    kube.custom.patch_cluster_custom_object(
+        GROUP, VERSION, "blueprints", bp, {"spec": {"install": fixed}}
+    )
+    gameservers.patch_spec("toy-f", {"reinstallRequest": "again"})
+    status = gameservers.wait_state("toy-f", "Running", timeout=120)
+    assert status["install"]["result"] == "Succeeded"
+    assert status["lastReinstallRequest"] == "again"
+
+
+def test_suspension_stops_the_server_and_lifting_it_starts_again(
+    kube: Kube,
+    kube_namespace: str,
+    operator: KopfRunner,
+    blueprint: Callable[..., str],
+    gameservers: GameServers,
+) -> None:
+    bp = blueprint()
+    gameservers.create(gameserver_doc("toy-s", bp))
+    gameservers.wait_state("toy-s", "Running", timeout=120)
+    gameservers.patch_spec("toy-s", {"suspended": True})
+    status = gameservers.wait_state("toy-s", "Suspended", timeout=60)
+    kube.wait_for(
+        "game stopped",
+        lambda: (
+            kube.core.read_namespaced_pod("toy-s", kube_namespace).status.phase
+            in {"Succeeded", "Failed"}
+        ),
+        60,
+    )
+    assert status["reason"] == "Suspended"
+    gameservers.patch_spec("toy-s", {"suspended": False})
+    gameservers.wait_state("toy-s", "Running", timeout=120)
