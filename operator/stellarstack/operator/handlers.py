@@ -16,7 +16,15 @@ from typing import Any
 
 import kopf
 
-from stellarstack.api.constants import FINALIZER, GROUP, VERSION
+from stellarstack.api.constants import (
+    FINALIZER,
+    GROUP,
+    LABEL_COMPONENT,
+    LABEL_GAMESERVER,
+    LABEL_MANAGED_BY,
+    MANAGED_BY,
+    VERSION,
+)
 from stellarstack.operator.compute import compute_blueprint_status
 from stellarstack.operator.kube import Kube, connect
 from stellarstack.operator.reconcile import GameServerReconciler, OperatorSettings
@@ -24,6 +32,7 @@ from stellarstack.operator.reconcile import GameServerReconciler, OperatorSettin
 log = logging.getLogger(__name__)
 
 ANNOTATION_BLUEPRINT_SEEN = "stellarstack.io/blueprint-generation"
+ANNOTATION_POD_ENDED = "stellarstack.io/pod-ended"
 # Kopf keeps its bookkeeping in annotations under our own prefix: the structural schema of
 # `status` has no room for Kopf's fields (the API server would prune them).
 STORAGE_PREFIX = "operator.stellarstack.io"
@@ -86,6 +95,29 @@ async def gameserver_daemon(
             delay = 5.0
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(wake.wait(), timeout=delay)
+
+
+def pod_ended(status: kopf.Status, **_: Any) -> bool:
+    return status.get("phase") in {"Succeeded", "Failed"}
+
+
+@kopf.on.event(
+    "",
+    "v1",
+    "pods",
+    labels={LABEL_MANAGED_BY: MANAGED_BY, LABEL_COMPONENT: "server"},
+    when=pod_ended,
+)
+async def game_pod_ended(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """A game exited: tell its GameServer now (an annotation is an update event that wakes
+    its daemon) rather than at the daemon's next idle look. Patching the same value again is a
+    no-op for the API server, so repeated events cost nothing."""
+    reconciler: GameServerReconciler = memo["reconciler"]
+    owner = body.meta.labels.get(LABEL_GAMESERVER)
+    if owner and body.meta.namespace:
+        await reconciler.kube.annotate_gameserver(
+            body.meta.namespace, owner, ANNOTATION_POD_ENDED, body.meta.uid or ""
+        )
 
 
 @kopf.on.delete(GROUP, VERSION, "gameservers", when=on_kubernetes)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import time
 from collections.abc import Callable
@@ -372,3 +373,29 @@ def test_suspension_stops_the_server_and_lifting_it_starts_again(
     assert status["reason"] == "Suspended"
     gameservers.patch_spec("toy-s", {"suspended": False})
     gameservers.wait_state("toy-s", "Running", timeout=120)
+
+
+def test_a_game_that_exits_by_itself_is_seen_at_once_as_a_crash(
+    kube: Kube,
+    kube_namespace: str,
+    operator: KopfRunner,
+    blueprint: Callable[..., str],
+    gameservers: GameServers,
+) -> None:
+    from stellarstack.operator.kube import Kube as OperatorKube
+
+    bp = blueprint()
+    gameservers.create(gameserver_doc("toy-x", bp, crashPolicy={"initialDelaySeconds": 600}))
+    gameservers.wait_state("toy-x", "Running", timeout=120)
+    # `stop` typed on the console by someone else: the game exits 0 without being asked to by
+    # the GameServer, which still wants it running. That is a crash.
+    asyncio.run(OperatorKube(kube.api_client).send_console(kube_namespace, "toy-x", "game", "stop"))
+    began = time.monotonic()
+    status = gameservers.wait_state("toy-x", "Crashed", timeout=30)
+    # Seen through the Pod event, well before the daemon's idle look (10 s).
+    assert time.monotonic() - began < 8, status
+    assert status["lastExit"]["exitCode"] == 0
+    assert status["restartCount"] == 1
+    annotations = gameservers.get("toy-x")["metadata"]["annotations"]
+    pod_uid = kube.core.read_namespaced_pod("toy-x", kube_namespace).metadata.uid
+    assert annotations["stellarstack.io/pod-ended"] == pod_uid
