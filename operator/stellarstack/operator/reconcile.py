@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import socket
 import time
@@ -27,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from stellarstack.api.blueprint import Blueprint, StopType
@@ -66,6 +68,9 @@ class OperatorSettings:
     """How soon to look again while something is under way (an install, a starting Pod)."""
     readiness_log_lines: int = 5000
     pod_gone_timeout: timedelta = timedelta(seconds=90)
+    refusal_retry: timedelta = timedelta(seconds=30)
+    """How long a GameServer whose children the API server refused (quota, policy, invalid)
+    stays in Error before the operator tries again without a spec change."""
 
 
 def parse_gameserver(body: Mapping[str, Any]) -> GameServer:
@@ -87,6 +92,9 @@ class GameServerReconciler:
     def __init__(self, kube: Kube, settings: OperatorSettings | None = None) -> None:
         self.kube = kube
         self.settings = settings or OperatorSettings()
+        # (namespace, name) -> (generation, why, when): the API server refused a child. Kept in
+        # memory only: an operator restart simply tries again.
+        self._refused: dict[tuple[str, str], tuple[int | None, str, datetime]] = {}
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -120,6 +128,7 @@ class GameServerReconciler:
                     workload = build_workload(gameserver, blueprint, self.settings.workload)
                 except WorkloadError as error:
                     problems = tuple(error.problems)
+        problems += self._recent_refusal(gameserver)
 
         install_outcome: InstallOutcome | None = None
         step: Step | None = None
@@ -142,15 +151,39 @@ class GameServerReconciler:
                 gameserver = gameserver.model_copy(update={"status": status})
             if step.action is Action.NONE:
                 return self._next_look(step, status)
-            if step.action is Action.INSTALL:
-                assert workload is not None  # compute_step installs only valid servers
-                install_outcome = await self.install(workload, gameserver)
-                if install_outcome is None:
-                    return self.settings.busy_resync
-            else:
-                await self._act(step.action, workload, gameserver, blueprint)
+            try:
+                if step.action is Action.INSTALL:
+                    assert workload is not None  # compute_step installs only valid servers
+                    install_outcome = await self.install(workload, gameserver)
+                    if install_outcome is None:
+                        return self.settings.busy_resync
+                else:
+                    await self._act(step.action, workload, gameserver, blueprint)
+            except ApiException as error:
+                if error.status not in _REFUSALS:
+                    raise
+                # Forbidden (quota, admission policy) or invalid: the next step reports it as
+                # an Error with the API server's own words, instead of retrying blindly.
+                why = (
+                    f"the API server refused a child object ({error.status}): {_api_message(error)}"
+                )
+                key = (namespace, workload_name(body))
+                self._refused[key] = (gameserver.metadata.generation, why, datetime.now(UTC))
+                problems += (why,)
         log.warning("%s/%s did not settle in %d steps", namespace, workload_name(body), _MAX_STEPS)
         return self.settings.busy_resync
+
+    def _recent_refusal(self, gameserver: GameServer) -> tuple[str, ...]:
+        key = (gameserver.metadata.namespace or "default", gameserver.metadata.name or "")
+        refused = self._refused.get(key)
+        if refused is None:
+            return ()
+        generation, why, when = refused
+        fresh = datetime.now(UTC) - when < self.settings.refusal_retry
+        if generation == gameserver.metadata.generation and fresh:
+            return (why,)
+        del self._refused[key]
+        return ()
 
     async def _report_invalid(self, body: Mapping[str, Any], error: ValidationError) -> None:
         problems = [f"{'.'.join(map(str, item['loc']))}: {item['msg']}" for item in error.errors()]
@@ -388,6 +421,7 @@ class GameServerReconciler:
                 blueprint = Blueprint.model_validate(
                     {k: v for k, v in blueprint_doc.items() if k != "status"}
                 )
+        self._refused.pop((namespace, name), None)
         await self.stop(namespace, name, blueprint)
         await self.kill(namespace, name)
         await self.kube.delete("Job", namespace, builders.install_name(name))
@@ -406,6 +440,16 @@ class GameServerReconciler:
                 )
         else:
             await self.kube.delete("PersistentVolumeClaim", namespace, pvc)
+
+
+_REFUSALS = {400, 403, 422}
+
+
+def _api_message(error: ApiException) -> str:
+    try:
+        return str(json.loads(error.body or "{}").get("message") or error.reason)
+    except ValueError:
+        return str(error.reason)
 
 
 def workload_name(body: Mapping[str, Any]) -> str:

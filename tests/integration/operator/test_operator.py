@@ -399,3 +399,32 @@ def test_a_game_that_exits_by_itself_is_seen_at_once_as_a_crash(
     annotations = gameservers.get("toy-x")["metadata"]["annotations"]
     pod_uid = kube.core.read_namespaced_pod("toy-x", kube_namespace).metadata.uid
     assert annotations["stellarstack.io/pod-ended"] == pod_uid
+
+
+def test_a_refused_pod_is_an_error_with_the_reason_and_recovers(
+    kube: Kube,
+    kube_namespace: str,
+    operator: KopfRunner,
+    blueprint: Callable[..., str],
+    gameservers: GameServers,
+) -> None:
+    kube.core.create_namespaced_resource_quota(
+        kube_namespace, {"metadata": {"name": "no-pods"}, "spec": {"hard": {"pods": "0"}}}
+    )
+    kube.wait_for(
+        "quota counted",
+        lambda: kube.core.read_namespaced_resource_quota("no-pods", kube_namespace).status.hard,
+        30,
+    )
+    bp = blueprint(install=None)
+    gameservers.create(gameserver_doc("toy-q", bp))
+    status = gameservers.wait_state("toy-q", "Error", timeout=60)
+    assert "exceeded quota" in status["message"], status
+    kube.wait_for(
+        "a Warning event",
+        lambda: any("exceeded quota" in e for e in kube.events(kube_namespace)),
+        30,
+    )
+
+    kube.core.delete_namespaced_resource_quota("no-pods", kube_namespace)
+    gameservers.wait_state("toy-q", "Running", timeout=120)
