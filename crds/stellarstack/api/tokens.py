@@ -23,19 +23,21 @@ CLOCK_SKEW = timedelta(seconds=30)
 MAX_TOKEN_LENGTH = 4096
 
 # What a node can be asked to do on behalf of a user; the panel maps its permission nodes here.
-SCOPES = frozenset({
-    "console.read",
-    "console.write",
-    "power.start",
-    "power.stop",
-    "power.restart",
-    "power.kill",
-    "stats.read",
-    "files.read",
-    "files.write",
-    "files.delete",
-    "files.archive",
-})
+SCOPES = frozenset(
+    {
+        "console.read",
+        "console.write",
+        "power.start",
+        "power.stop",
+        "power.restart",
+        "power.kill",
+        "stats.read",
+        "files.read",
+        "files.write",
+        "files.delete",
+        "files.archive",
+    }
+)
 
 
 class TokenError(ValueError):
