@@ -71,7 +71,12 @@ def container_running(pod: Manifest | None) -> bool:
 
 
 def waiting_reason(pod: Manifest | None) -> str | None:
-    """Why a created Pod does not run yet (e.g. `ErrImageNeverPull`), for the status message."""
+    """Why a created Pod does not run yet (`Unschedulable: ... free ports`, `ErrImageNeverPull`),
+    for the status message."""
+    for condition in ((pod or {}).get("status") or {}).get("conditions") or []:
+        if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
+            reason = condition.get("reason") or "Unschedulable"
+            return f"{reason}: {condition.get('message') or ''}".rstrip(": ")
     status = _game_status(pod or {})
     waiting = ((status or {}).get("state") or {}).get("waiting") or {}
     reason = waiting.get("reason")

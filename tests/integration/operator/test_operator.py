@@ -428,3 +428,28 @@ def test_a_refused_pod_is_an_error_with_the_reason_and_recovers(
 
     kube.core.delete_namespaced_resource_quota("no-pods", kube_namespace)
     gameservers.wait_state("toy-q", "Running", timeout=120)
+
+
+def test_a_taken_host_port_is_named_in_the_status(
+    kube: Kube,
+    kube_namespace: str,
+    operator: KopfRunner,
+    blueprint: Callable[..., str],
+    gameservers: GameServers,
+) -> None:
+    bp = blueprint(install=None)
+    first = gameserver_doc("toy-p1", bp)
+    gameservers.create(first)
+    gameservers.wait_state("toy-p1", "Running", timeout=120)
+    second = gameserver_doc("toy-p2", bp)
+    second["spec"]["ports"] = first["spec"]["ports"]
+    gameservers.create(second)
+    message = kube.wait_for(
+        "the conflict in the status",
+        lambda: (
+            "free ports" in gameservers.status("toy-p2").get("message", "")
+            and gameservers.status("toy-p2")["message"]
+        ),
+        60,
+    )
+    assert gameservers.status("toy-p2")["state"] == "Starting", message

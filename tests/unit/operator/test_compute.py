@@ -63,6 +63,18 @@ def test_waiting_reason_names_what_blocks_the_start() -> None:
     stuck = pod({"waiting": {"reason": "ErrImageNeverPull", "message": "no image"}}, "Pending")
     assert waiting_reason(stuck) == "ErrImageNeverPull: no image"
     assert waiting_reason(pod({"waiting": {"reason": "ContainerCreating"}}, "Pending")) is None
+    unschedulable = pod(None, "Pending")
+    unschedulable["status"]["conditions"] = [
+        {
+            "type": "PodScheduled",
+            "status": "False",
+            "reason": "Unschedulable",
+            "message": "0/1 nodes are available: 1 node(s) didn't have free ports.",
+        }
+    ]
+    assert waiting_reason(unschedulable) == (
+        "Unschedulable: 0/1 nodes are available: 1 node(s) didn't have free ports."
+    )
 
 
 @pytest.mark.parametrize(
