@@ -10,7 +10,6 @@ children, no status from the operator — their node agent owns them.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any
 
@@ -20,7 +19,6 @@ from stellarstack.api.constants import (
     FINALIZER,
     GROUP,
     LABEL_COMPONENT,
-    LABEL_GAMESERVER,
     LABEL_MANAGED_BY,
     MANAGED_BY,
     VERSION,
@@ -29,10 +27,6 @@ from stellarstack.operator.compute import compute_blueprint_status
 from stellarstack.operator.kube import Kube, connect
 from stellarstack.operator.reconcile import GameServerReconciler, OperatorSettings
 
-log = logging.getLogger(__name__)
-
-ANNOTATION_BLUEPRINT_SEEN = "stellarstack.io/blueprint-generation"
-ANNOTATION_POD_ENDED = "stellarstack.io/pod-ended"
 # Kopf keeps its bookkeeping in annotations under our own prefix: the structural schema of
 # `status` has no room for Kopf's fields (the API server would prune them).
 STORAGE_PREFIX = "operator.stellarstack.io"
@@ -85,16 +79,7 @@ async def gameserver_daemon(
     body: kopf.Body, memo: kopf.Memo, stopped: kopf.DaemonStopped, **_: Any
 ) -> None:
     reconciler: GameServerReconciler = memo["reconciler"]
-    wake = _wake_event(memo)
-    while not stopped:
-        wake.clear()
-        try:
-            delay = (await reconciler.reconcile(body)).total_seconds()
-        except Exception:  # one failed pass must not end the loop; the next one retries
-            log.exception("reconcile of %s/%s failed", body.meta.namespace, body.meta.name)
-            delay = 5.0
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wake.wait(), timeout=delay)
+    await reconciler.run(body, _wake_event(memo), lambda: bool(stopped))
 
 
 def pod_ended(status: kopf.Status, **_: Any) -> bool:
@@ -109,15 +94,8 @@ def pod_ended(status: kopf.Status, **_: Any) -> bool:
     when=pod_ended,
 )
 async def game_pod_ended(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    """A game exited: tell its GameServer now (an annotation is an update event that wakes
-    its daemon) rather than at the daemon's next idle look. Patching the same value again is a
-    no-op for the API server, so repeated events cost nothing."""
     reconciler: GameServerReconciler = memo["reconciler"]
-    owner = body.meta.labels.get(LABEL_GAMESERVER)
-    if owner and body.meta.namespace:
-        await reconciler.kube.annotate_gameserver(
-            body.meta.namespace, owner, ANNOTATION_POD_ENDED, body.meta.uid or ""
-        )
+    await reconciler.notify_pod_ended(body)
 
 
 @kopf.on.delete(GROUP, VERSION, "gameservers", when=on_kubernetes)
@@ -135,20 +113,10 @@ async def gameserver_deleted(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None
 async def blueprint_changed(body: kopf.Body, memo: kopf.Memo, patch: kopf.Patch, **_: Any) -> None:
     patch.status.update(compute_blueprint_status(dict(body)))
     reconciler: GameServerReconciler = memo["reconciler"]
-    await notify_gameservers(reconciler.kube, body)
+    await reconciler.notify_blueprint_users(body)
 
 
 @kopf.on.delete(GROUP, VERSION, "blueprints", optional=True)
 async def blueprint_deleted(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     reconciler: GameServerReconciler = memo["reconciler"]
-    await notify_gameservers(reconciler.kube, body)
-
-
-async def notify_gameservers(kube: Kube, body: kopf.Body) -> None:
-    """Touch every GameServer using the blueprint, so each re-reads it now (an annotation
-    change is an update event) instead of at its next idle look."""
-    generation = str(body.meta.get("generation", ""))
-    if body.meta.get("deletionTimestamp"):
-        generation += "-deleted"
-    for namespace, name in await kube.gameservers_using(body.meta.name or ""):
-        await kube.annotate_gameserver(namespace, name, ANNOTATION_BLUEPRINT_SEEN, generation)
+    await reconciler.notify_blueprint_users(body)

@@ -23,7 +23,7 @@ import json
 import logging
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -54,6 +54,8 @@ log = logging.getLogger(__name__)
 
 # Enough steps for the longest chain (install → start → ready) plus a stop in between.
 _MAX_STEPS = 12
+ANNOTATION_BLUEPRINT_SEEN = "stellarstack.io/blueprint-generation"
+ANNOTATION_POD_ENDED = "stellarstack.io/pod-ended"
 _WARNING_STATES = {GameServerState.ERROR, GameServerState.CRASHED, GameServerState.INSTALL_FAILED}
 
 
@@ -97,6 +99,43 @@ class GameServerReconciler:
         self._refused: dict[tuple[str, str], tuple[int | None, str, datetime]] = {}
 
     # -- the loop ------------------------------------------------------------------------
+
+    async def run(
+        self, body: Mapping[str, Any], wake: asyncio.Event, stopped: Callable[[], bool]
+    ) -> None:
+        """Reconcile one GameServer until `stopped()`: when due, or at once when woken.
+        `body` is a live view that the caller keeps current."""
+        while not stopped():
+            wake.clear()
+            try:
+                delay = (await self.reconcile(body)).total_seconds()
+            except Exception:  # one failed pass must not end the loop; the next one retries
+                meta = body["metadata"]
+                log.exception("reconcile of %s/%s failed", meta.get("namespace"), meta["name"])
+                delay = 5.0
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), timeout=delay)
+
+    async def notify_pod_ended(self, pod: Mapping[str, Any]) -> None:
+        """A game exited: tell its GameServer now (an annotation change is an update event,
+        which wakes its loop) rather than at the loop's next idle look. Patching the same
+        value again is a no-op for the API server, so repeated Pod events cost nothing."""
+        meta = pod["metadata"]
+        owner = (meta.get("labels") or {}).get(LABEL_GAMESERVER)
+        if owner and meta.get("namespace"):
+            await self.kube.annotate_gameserver(
+                meta["namespace"], owner, ANNOTATION_POD_ENDED, meta.get("uid") or ""
+            )
+
+    async def notify_blueprint_users(self, blueprint: Mapping[str, Any]) -> None:
+        """Touch every GameServer using a changed or deleted Blueprint, so each re-reads it
+        now instead of at its next idle look."""
+        meta = blueprint["metadata"]
+        seen = str(meta.get("generation", ""))
+        if meta.get("deletionTimestamp"):
+            seen += "-deleted"
+        for namespace, name in await self.kube.gameservers_using(meta["name"]):
+            await self.kube.annotate_gameserver(namespace, name, ANNOTATION_BLUEPRINT_SEEN, seen)
 
     async def reconcile(self, body: Mapping[str, Any]) -> timedelta:
         """Step one GameServer until there is nothing to do; returns when to look again."""
