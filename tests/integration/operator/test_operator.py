@@ -453,3 +453,22 @@ def test_a_taken_host_port_is_named_in_the_status(
         60,
     )
     assert gameservers.status("toy-p2")["state"] == "Starting", message
+
+
+def test_read_only_root_filesystem_runs_with_a_scratch_tmp(
+    kube: Kube,
+    kube_namespace: str,
+    operator: KopfRunner,
+    blueprint: Callable[..., str],
+    gameservers: GameServers,
+) -> None:
+    bp = blueprint(readOnlyRootFilesystem=True)
+    gameservers.create(gameserver_doc("toy-ro", bp))
+    status = gameservers.wait_state("toy-ro", "Running", timeout=120)
+    pod = kube.core.read_namespaced_pod("toy-ro", kube_namespace)
+    assert pod.spec.containers[0].security_context.read_only_root_filesystem is True
+    port = next(p["port"] for p in status["ports"] if p["protocol"] == "TCP")
+    reply = kube.wait_for(
+        "status port", lambda: tcp_request(status["address"], port, timeout=2).decode(), 30
+    )
+    assert reply.startswith("TOY name=toy-ro "), reply
