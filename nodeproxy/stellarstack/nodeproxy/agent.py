@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import logging
 import re
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -23,6 +22,7 @@ from stellarstack.api.blueprint import Blueprint, StopMethod
 from stellarstack.api.configfiles import ConfigEditError, apply_config_file, creates_missing_file
 from stellarstack.api.gameserver import GameServer
 from stellarstack.api.lifecycle import Action, Observation, Step, compute_step
+from stellarstack.api.probes import probe
 from stellarstack.api.runtime import InstallOutcome, ProcessPhase, ServerKey
 from stellarstack.api.states import GameServerState
 from stellarstack.api.workload import Workload, WorkloadError, build_workload
@@ -318,35 +318,6 @@ def _key(gameserver: GameServer) -> ServerKey:
 
 def _matches(line: str, pattern: str, regex: bool) -> bool:
     return re.search(pattern, line) is not None if regex else pattern in line
-
-
-async def probe(host: str, port: int, kind: str, payload: bytes, path: str) -> bool:
-    """One readiness probe with a short timeout: a connection (tcp), an answered datagram
-    (udp) or a 2xx/3xx status line (http)."""
-    loop = asyncio.get_running_loop()
-    try:
-        if kind == "udp":
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-                sock.setblocking(False)
-                await loop.sock_connect(sock, (host, port))
-                await loop.sock_sendall(sock, payload)
-                await asyncio.wait_for(loop.sock_recv(sock, 65535), 1.0)
-                return True
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 1.0)
-        try:
-            if kind == "tcp":
-                return True
-            writer.write(f"GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n".encode())
-            await writer.drain()
-            status_line = await asyncio.wait_for(reader.readline(), 2.0)
-            parts = status_line.split()
-            return len(parts) >= 2 and parts[1][:1] in {b"2", b"3"}
-        finally:
-            writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
-    except (OSError, TimeoutError):
-        return False
 
 
 async def _first(*waits: object) -> None:

@@ -21,7 +21,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from stellarstack.api.blueprint import Blueprint, StopType
 from stellarstack.api.constants import LABEL_GAMESERVER
 from stellarstack.api.gameserver import GameServer, GameServerStatus
 from stellarstack.api.lifecycle import Action, Observation, Step, compute_step
+from stellarstack.api.probes import probe
 from stellarstack.api.runtime import InstallOutcome, ProcessPhase
 from stellarstack.api.states import GameServerState
 from stellarstack.api.workload import Workload, WorkloadError, WorkloadSettings, build_workload
@@ -493,32 +493,3 @@ def _api_message(error: ApiException) -> str:
 
 def workload_name(body: Mapping[str, Any]) -> str:
     return str(body["metadata"]["name"])
-
-
-async def probe(host: str, port: int, kind: str, payload: bytes, path: str) -> bool:
-    """One readiness probe with a short timeout: a connection (tcp), an answered datagram
-    (udp) or a 2xx/3xx status line (http)."""
-    loop = asyncio.get_running_loop()
-    try:
-        if kind == "udp":
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-                sock.setblocking(False)
-                await loop.sock_connect(sock, (host, port))
-                await loop.sock_sendall(sock, payload)
-                await asyncio.wait_for(loop.sock_recv(sock, 65535), 1.0)
-                return True
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 1.0)
-        try:
-            if kind == "tcp":
-                return True
-            writer.write(f"GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n".encode())
-            await writer.drain()
-            status_line = await asyncio.wait_for(reader.readline(), 2.0)
-            parts = status_line.split()
-            return len(parts) >= 2 and parts[1][:1] in {b"2", b"3"}
-        finally:
-            writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
-    except (OSError, TimeoutError):
-        return False
