@@ -142,3 +142,7 @@ def test_unparseable_files_name_the_path() -> None:
 def test_which_formats_create_missing_files() -> None:
     assert creates_missing_file(ConfigParser.PROPERTIES)
     assert not creates_missing_file(ConfigParser.FILE)
+
+
+def test_an_empty_file_key_replaces_every_line() -> None:
+    assert apply_config_file("8005\n", plan("file", ("", "9000"))) == "9000\n"

@@ -362,8 +362,8 @@ def test_invalid_rules(rules: Any, reason: str) -> None:
         ),
         ({"a.ini": "not an object"}, 'config.files["a.ini"]: must be a mapping, not a string'),
         (
-            {"a.ini": {"parser": "file", "find": {"": "x"}}},
-            'config.files["a.ini"].find[""]: an empty key',
+            {"a.ini": {"parser": "ini", "find": {"": "x"}}},
+            "only the file parser accepts an empty key",
         ),
     ],
 )

@@ -321,9 +321,9 @@ class ValueReplacement(ApiModel):
 class ConfigEdit(ApiModel):
     """Set one key of a config file before every start."""
 
-    key: str = Field(min_length=1, max_length=512)
+    key: str = Field(max_length=512)
     """Key to set: a property name, `section.key` for ini, a dotted path for json/yaml/xml, or
-    the start of a line for `file`."""
+    the start of a line for `file` (where an empty key matches every line)."""
     value: str | None = Field(default=None, max_length=MAX_VALUE_LENGTH)
     """New value; may contain `{{VARIABLE}}` placeholders."""
     replacements: list[ValueReplacement] = Field(default_factory=list, max_length=32)
@@ -350,6 +350,16 @@ class ConfigFile(ApiModel):
     @classmethod
     def _inside_server_directory(cls, path: str) -> str:
         return check_relative_path(path)
+
+    @model_validator(mode="after")
+    def _keys_present(self) -> ConfigFile:
+        for index, edit in enumerate(self.edits):
+            if not edit.key and self.parser is not ConfigParser.FILE:
+                raise ValueError(
+                    f"edits[{index}].key: empty; only the file parser accepts an empty key "
+                    "(it matches every line)"
+                )
+        return self
 
 
 def check_relative_path(path: str) -> str:

@@ -418,9 +418,6 @@ def _scalar(value: Any, field: str) -> str:
 
 
 def _config_edit(key: str, value: Any, known: set[str], where: str) -> ConfigEdit | None:
-    if not key:
-        # With the `file` parser an empty key matches every line; ConfigEdit.key cannot be empty.
-        raise EggError(f"{where}: an empty key (every line of the file) cannot be expressed")
     try:
         if isinstance(value, Mapping):
             replacements = [
