@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Extra pytest arguments, e.g. `make test PYTEST_ARGS="-k egg -x"`.
 PYTEST_ARGS ?=
 
-.PHONY: install run test unit lint format crds check-generated bench clean
+.PHONY: install run test unit lint format crds check-generated bench clean image
 
 install: $(STAMP)
 
@@ -39,14 +39,55 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# The CRDs live twice: in crds/ (`stellarstack crds`, kubectl apply) and in the Helm chart.
+CRD_DIRS := crds charts/stellarstack/crds
+
 crds: $(STAMP)
-	$(BIN)/stellarstack crds --write crds
+	@set -e; for dir in $(CRD_DIRS); do $(BIN)/stellarstack crds --write $$dir; done
 
 check-generated: $(STAMP)
-	$(BIN)/stellarstack crds --check crds
+	@set -e; for dir in $(CRD_DIRS); do $(BIN)/stellarstack crds --check $$dir; done
 
 bench: $(STAMP)
 	@set -e; for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script; done
+
+# The StellarStack image (images/stellarstack/Dockerfile), tagged with the project version and
+# `dev`. Its build context holds only wheels made here (the project and every dependency), so
+# the build needs no Python package index, only the Debian mirror for Python itself. When the
+# local test cluster runs, the image is imported into its containerd as well.
+IMAGE_NAME ?= localhost/stellarstack/stellarstack
+BASE_IMAGE ?= localhost/stellarstack/debian:bookworm
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml | head -n 1)
+IMAGE_CONTEXT := build/image
+ARCH := $(shell uname -m)
+# Wheels for Debian bookworm's Python 3.11 and glibc 2.36, whatever the build host runs.
+WHEEL_GLIBC := 2_5 2_12 2_17 2_24 2_26 2_27 2_28 2_31 2_34 2_35 2_36
+CLUSTER_DIR ?= $(or $(STELLARSTACK_CLUSTER_DIR),$(or $(STELLARSTACK_CACHE),$(HOME)/.cache/stellarstack)/cluster)
+CLUSTER_CONTAINERD := $(CLUSTER_DIR)/run/containerd/containerd.sock
+
+image: $(STAMP)
+	@set -e; start=$$(date +%s); \
+	rm -rf $(IMAGE_CONTEXT); mkdir -p $(IMAGE_CONTEXT)/wheels; \
+	$(BIN)/pip wheel --quiet --no-deps -w $(IMAGE_CONTEXT)/wheels .; \
+	$(BIN)/pip download --quiet --only-binary=:all: --python-version 3.11 \
+	  --implementation cp $(foreach glibc,$(WHEEL_GLIBC),--platform manylinux_$(glibc)_$(ARCH)) \
+	  -d $(IMAGE_CONTEXT)/wheels $(IMAGE_CONTEXT)/wheels/stellarstack-$(VERSION)-*.whl; \
+	docker build --quiet --build-arg BASE_IMAGE=$(BASE_IMAGE) \
+	  -f images/stellarstack/Dockerfile -t $(IMAGE_NAME):$(VERSION) -t $(IMAGE_NAME):dev \
+	  $(IMAGE_CONTEXT) >/dev/null; \
+	echo "image: built $(IMAGE_NAME):$(VERSION) and :dev in $$(( $$(date +%s) - start ))s," \
+	  "$$(docker image inspect -f '{{.Size}}' $(IMAGE_NAME):dev | awk '{printf "%d MB", $$1/1e6}')"; \
+	if [ -S $(CLUSTER_CONTAINERD) ] && ctr --address $(CLUSTER_CONTAINERD) version >/dev/null 2>&1; then \
+	  docker save $(IMAGE_NAME):$(VERSION) $(IMAGE_NAME):dev \
+	    | ctr --address $(CLUSTER_CONTAINERD) -n k8s.io images import - >/dev/null; \
+	  id=$$(docker image inspect -f '{{.Id}}' $(IMAGE_NAME):dev); \
+	  mkdir -p $(CLUSTER_DIR)/images-loaded; \
+	  for tag in $(IMAGE_NAME):$(VERSION) $(IMAGE_NAME):dev; do \
+	    echo $$id > $(CLUSTER_DIR)/images-loaded/$$(echo $$tag | tr '/:' '__'); done; \
+	  echo "image: imported into the local cluster's containerd"; \
+	else \
+	  echo "image: the local cluster is not up (make cluster); not imported into its containerd"; \
+	fi
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
