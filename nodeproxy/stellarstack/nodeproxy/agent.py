@@ -11,12 +11,8 @@ import asyncio
 import contextlib
 import logging
 import re
-import threading
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from stellarstack.api.blueprint import Blueprint, StopMethod
 from stellarstack.api.configfiles import ConfigEditError, apply_config_file, creates_missing_file
@@ -28,7 +24,7 @@ from stellarstack.api.states import GameServerState
 from stellarstack.api.workload import Workload, WorkloadError, build_workload
 from stellarstack.nodeproxy.backups import BackupService
 from stellarstack.nodeproxy.files import FileError, FileErrorCode, SafeRoot
-from stellarstack.nodeproxy.runtime.docker import DockerRuntime
+from stellarstack.nodeproxy.runtime.docker import DockerRuntime, data_usage
 from stellarstack.nodeproxy.schedules import ScheduleService
 from stellarstack.nodeproxy.store import CLUSTER, Store
 
@@ -38,36 +34,6 @@ log = logging.getLogger(__name__)
 _MAX_STEPS = 12
 _READINESS_LOG_LINES = 5000
 _IDLE_RESYNC = timedelta(seconds=5)
-
-
-class DiskUsageCache:
-    """Bytes each server's data occupies, re-measured at most once per `ttl`.
-
-    A full walk of a large world takes seconds, so neither the reconcile loop nor every file
-    upload may do one each time; both read this cache instead.
-    """
-
-    def __init__(self, ttl: timedelta = timedelta(seconds=30)) -> None:
-        self._ttl = ttl
-        self._measured: dict[ServerKey, tuple[float, int]] = {}
-        self._lock = threading.Lock()
-
-    def get(self, key: ServerKey, measure: Callable[[], int]) -> int:
-        """The cached figure when fresh; otherwise `measure()` (blocking) and remember it."""
-        now = time.monotonic()
-        with self._lock:
-            cached = self._measured.get(key)
-        if cached is not None and now - cached[0] < self._ttl.total_seconds():
-            return cached[1]
-        value = measure()
-        with self._lock:
-            self._measured[key] = (time.monotonic(), value)
-        return value
-
-    def forget(self, key: ServerKey) -> None:
-        """Drop a server's figure (after large changes, or when it is deleted)."""
-        with self._lock:
-            self._measured.pop(key, None)
 
 
 @dataclass(frozen=True)
@@ -94,7 +60,6 @@ class NodeAgent:
         self._settings = settings or AgentSettings()
         self._backups = backups
         self._schedules = schedules
-        self.disk = DiskUsageCache()
         self._wake = asyncio.Event()
         self._due: dict[ServerKey, datetime] = {}
 
@@ -202,7 +167,9 @@ class NodeAgent:
         over_quota = False
         if workload is not None:
             data = self._runtime.prepare_data_dir(key)
-            used = await asyncio.to_thread(self.disk.get, key, lambda: _usage(data))
+            used = await asyncio.to_thread(
+                self._runtime.disk.get, key, lambda: data_usage(data) or 0
+            )
             over_quota = used > workload.limits.disk_bytes
         return Observation(
             over_disk_quota=over_quota,
@@ -304,12 +271,7 @@ class NodeAgent:
         await self._runtime.destroy(key, keep_data=gameserver.spec.storage.retain_on_delete)
         self._store.forget(GameServer, key.namespace, key.name)
         self._due.pop(key, None)
-        self.disk.forget(key)
-
-
-def _usage(data: Path) -> int:
-    with SafeRoot(data) as root:
-        return root.disk_usage().bytes
+        self._runtime.disk.forget(key)
 
 
 def _key(gameserver: GameServer) -> ServerKey:

@@ -146,11 +146,11 @@ async def test_a_server_over_its_disk_quota_is_stopped_until_space_is_freed(
     hoard = node.settings.data_dir(key) / "hoard.bin"
     with hoard.open("wb") as handle:  # what a game writing past its quota leaves behind
         handle.write(b"\0" * (101 * 2**20))
-    node.agent.disk.forget(key)
+    node.runtime.disk.forget(key)
     status = await converge(node, "hoarder", state_is(G.STOPPED))
     assert status.reason == "DiskQuotaExceeded"
     assert status.last_exit is not None
     assert status.last_exit.exit_code == 0  # stopped with its stop method, not killed
     hoard.unlink()
-    node.agent.disk.forget(key)
+    node.runtime.disk.forget(key)
     await converge(node, "hoarder", state_is(G.RUNNING))

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,6 +14,7 @@ from stellarstack.api.blueprint import Blueprint
 from stellarstack.api.gameserver import GameServer
 from stellarstack.api.runtime import ServerKey
 from stellarstack.api.states import GameServerState as G
+from support.armagetronad import query, readable
 from support.docker_engine import require_image
 from support.node_agent import Node, converge, state_is
 from support.runtime_harness import free_port
@@ -23,26 +22,6 @@ from support.runtime_harness import free_port
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(400)]
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "armagetronad.yaml"
-
-
-def query(port: int) -> bytes:
-    """The game's UDP server-info query: two packets; the second reply carries the name."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.settimeout(2)
-        sock.sendto(bytes.fromhex("0034000000000000"), ("127.0.0.1", port))
-        time.sleep(0.3)
-        sock.sendto(bytes.fromhex("0035000000000000"), ("127.0.0.1", port))
-        replies = b""
-        try:
-            while True:
-                replies += sock.recv(65535)
-        except TimeoutError:
-            return replies
-
-
-def readable(replies: bytes) -> bytes:
-    """The game sends strings as 16-bit words with the two characters swapped."""
-    return bytes(b for i in range(0, len(replies) - 1, 2) for b in (replies[i + 1], replies[i]))
 
 
 def example_documents() -> tuple[Blueprint, dict[str, Any]]:

@@ -4,9 +4,11 @@ including `kill -9` of the agent while its server runs."""
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -19,12 +21,18 @@ from typing import Any
 
 import httpx
 import pytest
-from cryptography.hazmat.primitives import serialization
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.x509.oid import NameOID
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from stellarstack.api.tokens import ServerGrant, sign_server_token
+from support.armagetronad import query, readable
+from support.docker_engine import require_image
 from support.runtime_harness import TOY_BLUEPRINT, free_port
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(300)]
@@ -41,6 +49,8 @@ class NodeProcess:
     token: str
     log: Path
     panel_key: Ed25519PrivateKey
+    ca: Path | None = None
+    """The self-signed certificate clients trust when the node serves HTTPS."""
     process: subprocess.Popen[bytes] | None = None
 
     def server_token(self, name: str, *scopes: str, namespace: str = "node") -> str:
@@ -58,7 +68,11 @@ class NodeProcess:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.ca else 'http'}://127.0.0.1:{self.port}"
+
+    @property
+    def verify(self) -> ssl.SSLContext | bool:
+        return ssl.create_default_context(cafile=str(self.ca)) if self.ca else True
 
     def start(self) -> None:
         with self.log.open("ab") as log:
@@ -68,7 +82,8 @@ class NodeProcess:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                answer = httpx.get(f"{self.url}/healthz", timeout=1, verify=self.verify)
+                if answer.status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
@@ -95,11 +110,42 @@ class NodeProcess:
             base_url=self.url,
             headers={"Authorization": f"Bearer {token or self.token}"},
             timeout=30,
+            verify=self.verify,
         )
 
 
-@pytest.fixture
-def node(tmp_path: Path, docker_client: Any, toy_image: str) -> Iterator[NodeProcess]:
+def self_signed(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key, as files."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "node.crt", directory / "node.key"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+def start_node(tmp_path: Path, *, tls: bool = False) -> NodeProcess:
     agent_id = f"api-{uuid.uuid4().hex[:8]}"
     token = uuid.uuid4().hex + uuid.uuid4().hex
     port = free_port()
@@ -119,16 +165,36 @@ def node(tmp_path: Path, docker_client: Any, toy_image: str) -> Iterator[NodePro
         "STELLARSTACK_NODE_CONSOLE_CONNECTIONS_PER_SERVER": "2",
         "STELLARSTACK_NODE_PANEL_PUBLIC_KEY": public_pem,
     }
+    ca = None
+    if tls:
+        ca, key = self_signed(tmp_path)
+        env["STELLARSTACK_NODE_TLS_CERT"], env["STELLARSTACK_NODE_TLS_KEY"] = str(ca), str(key)
     process = NodeProcess(
-        env=env, port=port, token=token, log=tmp_path / "nodeproxy.log", panel_key=panel_key
+        env=env,
+        port=port,
+        token=token,
+        log=tmp_path / "nodeproxy.log",
+        panel_key=panel_key,
+        ca=ca,
     )
     process.start()
-    yield process
-    process.stop()
+    return process
+
+
+def remove_containers(docker_client: Any, process: NodeProcess) -> None:
+    agent = process.env["STELLARSTACK_NODE_AGENT_ID"]
     for container in docker_client.containers.list(
-        all=True, filters={"label": f"stellarstack.io/agent={agent_id}"}
+        all=True, filters={"label": f"stellarstack.io/agent={agent}"}
     ):
         container.remove(force=True)
+
+
+@pytest.fixture
+def node(tmp_path: Path, docker_client: Any, toy_image: str) -> Iterator[NodeProcess]:
+    process = start_node(tmp_path)
+    yield process
+    process.stop()
+    remove_containers(docker_client, process)
 
 
 def gameserver(name: str, port: int, **spec: Any) -> dict[str, Any]:
@@ -383,3 +449,90 @@ async def test_server_tokens_grant_exactly_their_scopes(node: NodeProcess) -> No
     with pytest.raises(InvalidStatus):
         async with connect(f"{url}?token={no_console}") as refused:
             await refused.recv()
+
+
+def test_https_openapi_and_stats_stream(tmp_path: Path, docker_client: Any, toy_image: str) -> None:
+    node = start_node(tmp_path, tls=True)
+    try:
+        # Plain HTTP to the TLS port fails; HTTPS with the node's certificate works.
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"http://127.0.0.1:{node.port}/healthz", timeout=3)
+        with node.client() as client:
+            schema = client.get("/openapi.json").json()
+            assert (
+                "/api/v1/namespaces/{namespace}/gameservers/{name}/console" not in schema["paths"]
+            )  # WebSockets are not in OpenAPI; the HTTP routes are
+            assert "/api/v1/namespaces/{namespace}/gameservers/{name}/power" in schema["paths"]
+            assert client.get("/docs").status_code == 200
+            client.put("/api/v1/blueprints/toy", json=TOY_BLUEPRINT)
+            client.put(
+                "/api/v1/namespaces/node/gameservers/streamy",
+                json=gameserver("streamy", free_port()),
+            )
+            wait_state(client, "streamy", "Running")
+            events = []
+            with client.stream(
+                "GET",
+                "/api/v1/namespaces/node/gameservers/streamy/stats/stream",
+                params={"interval": 1, "count": 3},
+            ) as stream:
+                assert stream.headers["content-type"].startswith("text/event-stream")
+                for line in stream.iter_lines():
+                    if line.startswith("data: "):
+                        events.append(json.loads(line[len("data: ") :]))
+            assert len(events) == 3
+            assert all(event["memoryBytes"] > 0 for event in events)
+            assert events[-1]["cpuPercent"] is not None
+            assert events[0]["diskBytes"] > 0
+    finally:
+        node.stop()
+        remove_containers(docker_client, node)
+
+
+def test_armagetronad_survives_kill_9_of_the_agent(tmp_path: Path, docker_client: Any) -> None:
+    require_image(docker_client, "localhost/stellarstack/armagetronad:1")
+    examples = Path(__file__).resolve().parents[3] / "examples" / "armagetronad.yaml"
+    documents = [d for d in yaml.safe_load_all(examples.read_text()) if d]
+    blueprint = next(d for d in documents if d["kind"] == "Blueprint")
+    server = next(d for d in documents if d["kind"] == "GameServer")
+    udp = free_port()
+    server["metadata"]["namespace"] = "node"
+    server["spec"]["ports"][0]["hostPort"] = udp
+    node = start_node(tmp_path)
+    try:
+        with node.client() as client:
+            client.put("/api/v1/blueprints/armagetronad", json=blueprint)
+            client.put("/api/v1/namespaces/node/gameservers/armagetronad", json=server)
+            wait_state(client, "armagetronad", "Running", within=120)
+        agent = node.env["STELLARSTACK_NODE_AGENT_ID"]
+        before = [
+            c.id
+            for c in docker_client.containers.list(
+                all=True, filters={"label": f"stellarstack.io/agent={agent}"}
+            )
+        ]
+        node.kill_hard()
+        node.start()
+        with node.client() as client:
+            time.sleep(2)  # a few passes of the new agent
+            wait_state(client, "armagetronad", "Running")
+            after = [
+                c.id
+                for c in docker_client.containers.list(
+                    all=True, filters={"label": f"stellarstack.io/agent={agent}"}
+                )
+            ]
+            assert after == before  # re-adopted, not recreated, no duplicate
+            assert b"Friday Night Light Cycles" in readable(query(udp))
+            assert (
+                client.post(
+                    "/api/v1/namespaces/node/gameservers/armagetronad/power",
+                    json={"action": "stop"},
+                ).status_code
+                == 202
+            )
+            status = wait_state(client, "armagetronad", "Stopped")
+            assert status["lastExit"]["exitCode"] == 0  # QUIT, after the agent's restart
+    finally:
+        node.stop()
+        remove_containers(docker_client, node)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, FastAPI, HTTPException, Query, Request, WebSocket, status
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.websockets import WebSocketDisconnect
 
@@ -27,7 +27,12 @@ from stellarstack.api.blueprint import Blueprint
 from stellarstack.api.common import Resource
 from stellarstack.api.gameserver import GameServer, PowerState
 from stellarstack.api.manifests import validate_document
-from stellarstack.api.runtime import ServerKey, ServerNotFoundError, ServerNotRunningError
+from stellarstack.api.runtime import (
+    ResourceStats,
+    ServerKey,
+    ServerNotFoundError,
+    ServerNotRunningError,
+)
 from stellarstack.api.schedule import Schedule
 from stellarstack.nodeproxy.agent import NodeAgent
 from stellarstack.nodeproxy.api.auth import Authenticator, depends, requirement
@@ -283,18 +288,31 @@ def _servers_router(services: NodeServices, authenticator: Authenticator) -> API
     async def stats(namespace: str, name: str) -> dict[str, Any]:
         server(namespace, name)
         try:
-            sample = await runtime.stats(ServerKey(namespace, name))
+            return _stats_body(await runtime.stats(ServerKey(namespace, name)))
         except ServerNotFoundError as exc:
             raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
-        return {
-            "cpuPercent": sample.cpu_percent,
-            "memoryBytes": sample.memory_bytes,
-            "memoryLimitBytes": sample.memory_limit_bytes,
-            "networkRxBytes": sample.network_rx_bytes,
-            "networkTxBytes": sample.network_tx_bytes,
-            "diskBytes": sample.disk_bytes,
-            "unavailable": sample.unavailable,
-        }
+
+    @router.get("/stats/stream", dependencies=[depends(authenticator, "stats.read")])
+    async def stats_stream(
+        namespace: str,
+        name: str,
+        interval: Annotated[float, Query(ge=1, le=60)] = 2,
+        count: Annotated[int, Query(ge=1, le=100_000)] = 100_000,
+    ) -> StreamingResponse:
+        """Server-sent events, one `stats` event per interval, until the client leaves."""
+        server(namespace, name)
+        key = ServerKey(namespace, name)
+
+        async def events() -> AsyncIterator[bytes]:
+            for _ in range(count):
+                try:
+                    body = _stats_body(await runtime.stats(key))
+                except ServerNotFoundError:
+                    body = {"unavailable": {"all": "the server has no container"}}
+                yield f"event: stats\ndata: {json.dumps(body)}\n\n".encode()
+                await asyncio.sleep(interval)
+
+        return StreamingResponse(events(), media_type="text/event-stream")
 
     @router.websocket("/console")
     async def console(websocket: WebSocket, namespace: str, name: str) -> None:
@@ -383,6 +401,18 @@ async def _read_input(
             await session.send(line)
         except ServerNotRunningError:
             await websocket.send_json({"type": "error", "message": "the server is not running"})
+
+
+def _stats_body(sample: ResourceStats) -> dict[str, Any]:
+    return {
+        "cpuPercent": sample.cpu_percent,
+        "memoryBytes": sample.memory_bytes,
+        "memoryLimitBytes": sample.memory_limit_bytes,
+        "networkRxBytes": sample.network_rx_bytes,
+        "networkTxBytes": sample.network_tx_bytes,
+        "diskBytes": sample.disk_bytes,
+        "unavailable": sample.unavailable,
+    }
 
 
 def _namespaced(plural: str) -> type[Resource]:

@@ -119,14 +119,14 @@ def files_router(services: Any, need: Callable[[str], Any]) -> APIRouter:
             limit = byte_count(gameserver.spec.resources.disk)
             # The agent's cached figure: a full walk per upload would be too slow on big worlds.
             root.quota = Quota(
-                limit, lambda: services.agent.disk.get(key, lambda: root.disk_usage().bytes)
+                limit, lambda: services.runtime.disk.get(key, lambda: root.disk_usage().bytes)
             )
             try:
                 yield root
             finally:
                 if writes:
                     # The cached usage no longer holds; the next quota check measures afresh.
-                    services.agent.disk.forget(key)
+                    services.runtime.disk.forget(key)
 
     @router.get("/list", dependencies=read)
     async def list_directory(

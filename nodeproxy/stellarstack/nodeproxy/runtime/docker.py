@@ -36,6 +36,7 @@ from stellarstack.api.runtime import (
     ServerNotRunningError,
 )
 from stellarstack.api.workload import Workload, WorkloadSettings
+from stellarstack.nodeproxy.diskusage import DiskUsageCache
 from stellarstack.nodeproxy.files import FileError, SafeRoot
 from stellarstack.nodeproxy.ratelimit import TokenBucket
 from stellarstack.nodeproxy.runtime.containers import (
@@ -64,6 +65,8 @@ class DockerRuntime:
         self._client = client
         self._settings = settings
         self.console_lines_per_second = console_lines_per_second
+        self.disk = DiskUsageCache()
+        """Cached data-directory usage, shared with the agent's quota checks and the file API."""
         self._locks: dict[ServerKey, asyncio.Lock] = {}
         # Previous CPU sample per server, so that cpu_percent covers the time between samples
         # from one cheap one-shot read instead of a blocking two-sample read.
@@ -318,7 +321,8 @@ class DockerRuntime:
 
     def _stats(self, key: ServerKey) -> ResourceStats:
         container = self._require(key)
-        disk = data_usage(self._settings.data_dir(key))
+        data = self._settings.data_dir(key)
+        disk: int | None = self.disk.get(key, lambda: data_usage(data) or 0)
         container.reload()
         if container.status != "running":
             return ResourceStats(
