@@ -21,10 +21,12 @@ run: $(STAMP)
 	  echo "make run: this version has no panel yet (see README, 'Status')"; exit 1; }
 	$(BIN)/stellarstack panel
 
-# The whole suite. pytest exits 5 when nothing was collected; that is a failure here too,
-# because a suite that runs nothing proves nothing.
+# The whole suite. pytest exits 5 when nothing was collected; that stays a failure here,
+# because a suite that runs nothing proves nothing, and it says so.
 test: $(STAMP)
-	$(BIN)/pytest $(PYTEST_ARGS)
+	@status=0; $(BIN)/pytest $(PYTEST_ARGS) || status=$$?; \
+	if [ $$status -eq 5 ]; then echo "make test: no test ran (pytest exit 5); failing"; fi; \
+	exit $$status
 
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
