@@ -222,7 +222,6 @@ class Kube:
     def install_crds(self, path: Path | str, timeout: float = 60.0) -> list[str]:
         """Create or update the CustomResourceDefinitions in a YAML file or a directory of
         them, wait until each is Established, and return their names."""
-        from kubernetes.client.exceptions import ApiException
 
         source = Path(path)
         files = sorted(source.glob("*.yaml")) + sorted(source.glob("*.yml"))
@@ -241,14 +240,7 @@ class Kube:
                 self.wait_for(
                     f"CRD {name} not terminating", partial(self._not_terminating, name), timeout
                 )
-                try:
-                    self.apiextensions.create_custom_resource_definition(doc)
-                except ApiException as error:
-                    if error.status != 409:
-                        raise
-                    current = self.apiextensions.read_custom_resource_definition(name)
-                    doc["metadata"]["resourceVersion"] = current.metadata.resource_version
-                    self.apiextensions.replace_custom_resource_definition(name, doc)
+                self._create_or_replace_crd(name, doc)
                 names.append(name)
         for name in names:
             self.wait_for(f"CRD {name} Established", partial(self._established, name), timeout)
@@ -258,6 +250,29 @@ class Kube:
         crd = self.apiextensions.read_custom_resource_definition(name)
         conditions = (crd.status.conditions if crd.status else None) or []
         return any(c.type == "Established" and c.status == "True" for c in conditions)
+
+    def _create_or_replace_crd(self, name: str, doc: dict[str, Any]) -> None:
+        from kubernetes.client.exceptions import ApiException
+
+        # Another test session may update the same CRD at the same moment: a replace that
+        # loses the race (409 Conflict) is retried on the fresh resourceVersion.
+        for _ in range(5):
+            try:
+                self.apiextensions.create_custom_resource_definition(doc)
+                return
+            except ApiException as error:
+                if error.status != 409:
+                    raise
+            current = self.apiextensions.read_custom_resource_definition(name)
+            doc["metadata"]["resourceVersion"] = current.metadata.resource_version
+            try:
+                self.apiextensions.replace_custom_resource_definition(name, doc)
+                return
+            except ApiException as error:
+                if error.status not in (404, 409):
+                    raise
+            doc["metadata"].pop("resourceVersion", None)
+        raise AssertionError(f"CRD {name}: kept conflicting with concurrent writers")
 
     def _not_terminating(self, name: str) -> bool:
         from kubernetes.client.exceptions import ApiException
