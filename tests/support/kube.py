@@ -8,8 +8,9 @@ Where the cluster comes from, first match wins:
    already on the machine (pytest-kind would otherwise download them, which cannot work here).
 3. The local cluster of `make cluster` (hack/cluster/cluster.py): reused when it is up,
    started when its binaries are already built (a warm start takes well under a minute) and
-   stopped again at the end of the session if this fixture started it. A cold build (several
-   minutes of compiling) only happens when STELLARSTACK_KUBE_BUILD=1 is set.
+   left running for the next session (STELLARSTACK_STOP_CLUSTER=1 stops one this fixture
+   started). A cold build (several minutes of compiling) only happens when
+   STELLARSTACK_KUBE_BUILD=1 is set.
 
 Otherwise every test that uses it skips with the precise reason. See docs/cluster.md.
 """
@@ -469,7 +470,9 @@ def _local_cluster(reasons: list[str]) -> Iterator[Kube | None]:
             reasons.append("local cluster: `make cluster` failed: " + " | ".join(tail))
             yield None
             return
-        started = os.environ.get("STELLARSTACK_KEEP_CLUSTER") != "1"
+        # Left running by default: other test sessions on the machine may be using it by
+        # now, and the next run starts at once. `make cluster-down` stops it.
+        started = os.environ.get("STELLARSTACK_STOP_CLUSTER") == "1"
     api_client, context = connect(str(LOCAL_KUBECONFIG), LOCAL_CONTEXT)
     try:
         yield Kube(LOCAL_KUBECONFIG, context, "make cluster", api_client, pods_reachable=True)
