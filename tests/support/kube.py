@@ -501,9 +501,11 @@ def find_cluster() -> Iterator[Kube | str]:
     reasons: list[str] = []
     env = os.environ.get("KUBECONFIG")
     if env:
+        from kubernetes.config.config_exception import ConfigException
+
         try:
             api_client, context = connect(env)
-        except (ValueError, OSError) as error:
+        except (ValueError, OSError, ConfigException) as error:
             reasons.append(f"$KUBECONFIG: {error}")
         else:
             problem = answers(api_client)
