@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from support.required import DOCKER, unavailable
+
 TOY_IMAGE = "localhost/stellarstack/toy:1"
 
 
@@ -22,7 +24,9 @@ def docker_client() -> Iterator[Any]:
         client = docker.from_env(timeout=120)
         client.ping()
     except Exception as exc:  # any failure to reach the engine means "no engine here"
-        pytest.skip(f"no Docker engine answers ({exc}); `bash hack/docker-up.sh` starts one")
+        unavailable(
+            f"no Docker engine answers ({exc}); `bash hack/docker-up.sh` starts one", DOCKER
+        )
     yield client
     client.close()
 
@@ -34,7 +38,7 @@ def require_image(client: Any, image: str) -> str:
     try:
         client.images.get(image)
     except docker.errors.ImageNotFound:
-        pytest.skip(f"image {image} is missing; `make images` builds it")
+        unavailable(f"image {image} is missing; `make images` builds it", DOCKER)
     return image
 
 

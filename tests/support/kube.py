@@ -36,6 +36,8 @@ from typing import Any, TypeVar
 import pytest
 import yaml
 
+from support.required import KUBE, unavailable
+
 T = TypeVar("T")
 
 REPO = Path(__file__).resolve().parents[2]
@@ -328,7 +330,9 @@ class Kube:
         for node in self.core.list_node().items:
             names = {n for i in (node.status.images or []) for n in (i.names or [])}
             if image not in names and f"docker.io/{image}" not in names:
-                pytest.skip(f"image {image} is not on node {node.metadata.name}; `make images`")
+                unavailable(
+                    f"image {image} is not on node {node.metadata.name}; `make images`", KUBE
+                )
         return image
 
     def _local_image_loaded(self, image: str) -> bool:
@@ -539,7 +543,7 @@ def kube() -> Iterator[Kube]:
     pytest.importorskip("kubernetes")
     with find_cluster() as found:
         if isinstance(found, str):
-            pytest.skip(found)
+            unavailable(found, KUBE)
         yield found
         with contextlib.suppress(KubeTimeoutError):
             found.wait_namespaces_gone()
