@@ -113,7 +113,6 @@ class DockerRuntime:
         if existing is not None:
             if existing.labels.get(LABEL_SPEC_HASH) == desired["labels"][LABEL_SPEC_HASH]:
                 return True
-            existing.reload()
             if existing.status in {"running", "restarting", "paused"}:
                 return False
             existing.remove(force=True)
@@ -191,7 +190,6 @@ class DockerRuntime:
 
     def _start(self, key: ServerKey) -> None:
         container = self._require(key)
-        container.reload()
         if container.status != "running":
             container.start()
 
@@ -201,7 +199,6 @@ class DockerRuntime:
 
     def _stop(self, key: ServerKey, method: StopMethod) -> ProcessStatus:
         container = self._require(key)
-        container.reload()
         if container.status == "running":
             if method.type is StopType.COMMAND and method.command:
                 self._write_stdin(container, method.command)
@@ -222,7 +219,6 @@ class DockerRuntime:
 
     def _kill(self, key: ServerKey) -> None:
         container = self._require(key)
-        container.reload()
         if container.status == "running":
             container.kill(signal="SIGKILL")
             container.wait(timeout=30)
@@ -250,7 +246,6 @@ class DockerRuntime:
         container = self._find(key)
         if container is None:
             return ProcessStatus(phase=ProcessPhase.ABSENT)
-        container.reload()
         state: dict[str, Any] = container.attrs["State"]
         started, finished = _timestamp(state.get("StartedAt")), _timestamp(state.get("FinishedAt"))
         if state.get("Running"):
@@ -275,7 +270,6 @@ class DockerRuntime:
 
     def _send_command(self, key: ServerKey, line: str) -> None:
         container = self._require(key)
-        container.reload()
         if container.status != "running":
             raise ServerNotRunningError(f"{key}: not running")
         self._write_stdin(container, line)
@@ -323,7 +317,6 @@ class DockerRuntime:
         container = self._require(key)
         data = self._settings.data_dir(key)
         disk: int | None = self.disk.get(key, lambda: data_usage(data) or 0)
-        container.reload()
         if container.status != "running":
             return ResourceStats(
                 cpu_percent=None,
