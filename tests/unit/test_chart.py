@@ -318,6 +318,8 @@ def test_helm_test_pod() -> None:
     ast.parse(script)
     env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
     assert env["TEST_GAME_IMAGE"] == "localhost/stellarstack/toy:1"
+    # The GameServer's own Pod is named after it: it must not be this Pod's name.
+    assert env["TEST_NAME"] != pod["metadata"]["name"]
 
 
 # --- the CRDs ---------------------------------------------------------------------------------
