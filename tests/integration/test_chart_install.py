@@ -23,6 +23,7 @@ from kubernetes.client.exceptions import ApiException
 
 from support.kube import CLUSTER_DIR, TOY_IMAGE, Kube, describe
 from support.operator_cluster import GROUP, VERSION, GameServers, delete_all_gameservers
+from support.required import KUBE, unavailable
 from support.runtime_harness import TOY_BLUEPRINT
 
 pytestmark = [pytest.mark.kube, pytest.mark.slow]
@@ -82,9 +83,9 @@ def is_hook(obj: dict[str, Any]) -> bool:
 def installed(kube: Kube) -> Iterator[tuple[str, list[dict[str, Any]]]]:
     """The chart applied in a fresh namespace, as `helm install` would (CRDs first)."""
     if not shutil.which("kubectl"):
-        pytest.skip("no kubectl on PATH (the test applies the rendered chart with it)")
+        unavailable("no kubectl on PATH (the test applies the rendered chart with it)", KUBE)
     if not image_loaded(kube, IMAGE):
-        pytest.skip(f"image {IMAGE} is not loaded into the cluster; run `make image`")
+        unavailable(f"image {IMAGE} is not loaded into the cluster; run `make image`", KUBE)
     kube.require_image(TOY_IMAGE)
     kube.install_crds(CHART / "crds")  # left in place: other tests share them
     namespace = kube.create_namespace("chart-install")
