@@ -79,7 +79,7 @@ def gameserver(api: client.CustomObjectsApi) -> dict | None:
 
 
 def clean_up(api: client.CustomObjectsApi) -> None:
-    """Delete the GameServer (the operator stops it and removes its children), then the Blueprint."""
+    """Delete the GameServer (the operator stops it, removes its children), then the Blueprint."""
     ignore_missing(
         api.delete_namespaced_custom_object, GROUP, VERSION, NAMESPACE, "gameservers", NAME
     )
