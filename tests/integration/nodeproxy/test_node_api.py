@@ -4,6 +4,7 @@ including `kill -9` of the agent while its server runs."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import ipaddress
 import json
 import os
@@ -536,3 +537,38 @@ def test_armagetronad_survives_kill_9_of_the_agent(tmp_path: Path, docker_client
     finally:
         node.stop()
         remove_containers(docker_client, node)
+
+
+def test_backups_through_the_api_and_their_download(node: NodeProcess) -> None:
+    with node.client() as client:
+        client.put("/api/v1/blueprints/toy", json=TOY_BLUEPRINT)
+        client.put(
+            "/api/v1/namespaces/node/gameservers/saved", json=gameserver("saved", free_port())
+        )
+        wait_state(client, "saved", "Running")
+        backup = {"kind": "Backup", "metadata": {"name": "b1"}, "spec": {"gameServer": "saved"}}
+        assert client.put("/api/v1/namespaces/node/backups/b1", json=backup).status_code == 200
+        deadline = time.monotonic() + 60
+        while True:
+            stored = client.get("/api/v1/namespaces/node/backups/b1").json()
+            if stored.get("status", {}).get("phase") == "Completed":
+                break
+            assert time.monotonic() < deadline, stored
+            time.sleep(0.3)
+        archive = client.get("/api/v1/namespaces/node/backups/b1/archive")
+        assert archive.status_code == 200
+        assert hashlib.sha256(archive.content).hexdigest() == stored["status"]["sha256"]
+        assert archive.headers["x-checksum-sha256"] == stored["status"]["sha256"]
+        part = client.get(
+            "/api/v1/namespaces/node/backups/b1/archive", headers={"Range": "bytes=0-9"}
+        )
+        assert (part.status_code, part.content) == (206, archive.content[:10])
+        missing = client.get("/api/v1/namespaces/node/backups/nope/archive")
+        assert missing.status_code == 404
+        locked = {**backup, "spec": {**backup["spec"], "locked": True}}
+        client.put("/api/v1/namespaces/node/backups/b1", json=locked)
+        assert client.delete("/api/v1/namespaces/node/backups/b1").status_code == 409
+    viewer = node.server_token("saved", "files.read")
+    with node.client(token=viewer) as browser:
+        # Backups are the panel's: a server token does not reach them.
+        assert browser.get("/api/v1/namespaces/node/backups/b1/archive").status_code == 403

@@ -15,10 +15,11 @@ import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, FastAPI, HTTPException, Query, Request, WebSocket, status
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.websockets import WebSocketDisconnect
 
@@ -34,6 +35,7 @@ from stellarstack.api.runtime import (
     ServerNotRunningError,
 )
 from stellarstack.api.schedule import Schedule
+from stellarstack.api.states import BackupPhase
 from stellarstack.nodeproxy.agent import NodeAgent
 from stellarstack.nodeproxy.api.auth import Authenticator, depends, requirement
 from stellarstack.nodeproxy.api.files import files_router, install_file_error_handler
@@ -188,6 +190,25 @@ def _resources_router(services: NodeServices, authenticator: Authenticator) -> A
         stored(Blueprint, CLUSTER, name)
         store.forget(Blueprint, CLUSTER, name)
         services.agent.wake()
+
+    @router.get("/namespaces/{namespace}/backups/{name}/archive")
+    async def download_backup(namespace: str, name: str) -> FileResponse:
+        """The archive of a completed backup (ranges supported), with its SHA-256."""
+        backup = store.get(Backup, namespace, name)
+        if backup is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"Backup {name} not found")
+        done = backup.status
+        if done is None or done.phase is not BackupPhase.COMPLETED or not done.location:
+            raise HTTPException(status.HTTP_409_CONFLICT, "the backup is not complete")
+        archive = Path(done.location)
+        if not await asyncio.to_thread(archive.is_file):
+            raise HTTPException(status.HTTP_410_GONE, "the archive is no longer on this node")
+        return FileResponse(
+            archive,
+            filename=archive.name,
+            media_type="application/octet-stream",
+            headers={"X-Checksum-Sha256": done.sha256 or ""},
+        )
 
     @router.put("/namespaces/{namespace}/{plural}/{name}")
     async def put_namespaced(
