@@ -38,6 +38,13 @@ def on_kubernetes(spec: kopf.Spec, **_: Any) -> bool:
     return bool(placement.get("type", "Kubernetes") != "DockerNode")
 
 
+@kopf.on.login()
+def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    # In a Pod: its service account. Elsewhere: $KUBECONFIG as it is now; Kopf's default login
+    # goes through the client library, which fixed its kubeconfig path when it was imported.
+    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+
+
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     settings.persistence.finalizer = FINALIZER

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -34,7 +35,9 @@ def connect() -> Any:
         config.load_incluster_config()
         return client.ApiClient()
     except config.ConfigException:
-        return config.new_client_from_config()
+        # The client fixes its default kubeconfig path when it is imported; read $KUBECONFIG
+        # now, so a value set later (by a launcher or a test) is honoured.
+        return config.new_client_from_config(config_file=os.environ.get("KUBECONFIG") or None)
 
 
 class Kube:
