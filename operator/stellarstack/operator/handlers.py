@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from typing import Any
 
 import kopf
@@ -40,9 +41,12 @@ def on_kubernetes(spec: kopf.Spec, **_: Any) -> bool:
 
 @kopf.on.login()
 def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-    # In a Pod: its service account. Elsewhere: $KUBECONFIG as it is now; Kopf's default login
-    # goes through the client library, which fixed its kubeconfig path when it was imported.
-    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+    # In a Pod: the client library's in-cluster login (it uses the Service's IP from the
+    # environment, so no cluster DNS is needed). Elsewhere: $KUBECONFIG as it is now, because the
+    # client library fixed its default kubeconfig path when it was imported.
+    if os.environ.get("KUBERNETES_SERVICE_HOST"):
+        return kopf.login_via_client(**kwargs)
+    return kopf.login_with_kubeconfig(**kwargs)
 
 
 @kopf.on.startup()
