@@ -19,10 +19,16 @@ from typing import Any
 
 import yaml
 
-from stellarstack.api.blueprint import ConfigParser
+from stellarstack.api.blueprint import ConfigParser, check_relative_path
 from stellarstack.api.workload import ConfigEditPlan, ConfigFilePlan
 
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
+PLANS_ENV = "STELLARSTACK_CONFIG_FILES"
+"""The environment variable that carries `plans_to_json`'s document to the process applying
+the edits on Kubernetes (`stellarstack configfiles apply` in the game Pod's init container)."""
+PLANS_FORMAT_VERSION = 1
+"""Version of `plans_to_json`'s document: the operator and the image that applies the edits
+may be of different releases, so a reader refuses a version it does not know."""
 
 
 class ConfigEditError(ValueError):
@@ -58,6 +64,105 @@ def new_value(edit: ConfigEditPlan, current: str | None) -> str | None:
         elif current == match:
             return value
     return None
+
+
+# -- the rendered plans as a document (how they reach the process that applies them) ---------
+
+
+def plans_to_json(plans: tuple[ConfigFilePlan, ...] | list[ConfigFilePlan]) -> str:
+    """The rendered edits as compact JSON (placeholders already replaced)."""
+    files = [
+        {
+            "path": plan.path,
+            "parser": plan.parser.value,
+            "edits": [
+                {
+                    "key": edit.key,
+                    "value": edit.value,
+                    "replacements": [[match, value] for match, value in edit.replacements],
+                }
+                for edit in plan.edits
+            ],
+        }
+        for plan in plans
+    ]
+    document = {"version": PLANS_FORMAT_VERSION, "files": files}
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+
+
+def plans_from_json(text: str) -> tuple[ConfigFilePlan, ...]:
+    """Read `plans_to_json`'s document back; `ConfigEditError` names the field that is wrong."""
+    try:
+        document = json.loads(text)
+    except ValueError as exc:
+        raise ConfigEditError(f"config-file plans: not JSON: {exc}") from exc
+    if not isinstance(document, dict):
+        raise ConfigEditError("config-file plans: expected an object with version and files")
+    if document.get("version") != PLANS_FORMAT_VERSION:
+        raise ConfigEditError(
+            f"version: {document.get('version')!r} is not supported (expected "
+            f"{PLANS_FORMAT_VERSION})"
+        )
+    files = document.get("files")
+    if not isinstance(files, list):
+        raise ConfigEditError("files: expected a list")
+    return tuple(_plan_from_json(entry, f"files[{index}]") for index, entry in enumerate(files))
+
+
+def _plan_from_json(entry: Any, where: str) -> ConfigFilePlan:
+    if not isinstance(entry, dict):
+        raise ConfigEditError(f"{where}: expected an object")
+    path = _string(entry.get("path"), f"{where}.path")
+    try:
+        path = check_relative_path(path)
+    except ValueError as exc:
+        raise ConfigEditError(f"{where}.path: {exc}") from exc
+    parser_name = _string(entry.get("parser"), f"{where}.parser")
+    try:
+        parser = ConfigParser(parser_name)
+    except ValueError:
+        known = ", ".join(p.value for p in ConfigParser)
+        raise ConfigEditError(f"{where}.parser: {parser_name!r} is not one of {known}") from None
+    edits = entry.get("edits")
+    if not isinstance(edits, list):
+        raise ConfigEditError(f"{where}.edits: expected a list")
+    return ConfigFilePlan(
+        path=path,
+        parser=parser,
+        edits=tuple(
+            _edit_from_json(edit, f"{where}.edits[{index}]") for index, edit in enumerate(edits)
+        ),
+    )
+
+
+def _edit_from_json(entry: Any, where: str) -> ConfigEditPlan:
+    if not isinstance(entry, dict):
+        raise ConfigEditError(f"{where}: expected an object")
+    value = entry.get("value")
+    replacements = entry.get("replacements", [])
+    if not isinstance(replacements, list):
+        raise ConfigEditError(f"{where}.replacements: expected a list")
+    pairs: list[tuple[str, str]] = []
+    for index, pair in enumerate(replacements):
+        if not (isinstance(pair, list) and len(pair) == 2):
+            raise ConfigEditError(f"{where}.replacements[{index}]: expected [match, value]")
+        pairs.append(
+            (
+                _string(pair[0], f"{where}.replacements[{index}][0]"),
+                _string(pair[1], f"{where}.replacements[{index}][1]"),
+            )
+        )
+    return ConfigEditPlan(
+        key=_string(entry.get("key"), f"{where}.key"),
+        value=None if value is None else _string(value, f"{where}.value"),
+        replacements=tuple(pairs),
+    )
+
+
+def _string(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise ConfigEditError(f"{where}: expected a string, not {type(value).__name__}")
+    return value
 
 
 # -- properties ------------------------------------------------------------------------------

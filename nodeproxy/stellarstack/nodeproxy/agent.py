@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from stellarstack.api.blueprint import Blueprint, StopMethod
-from stellarstack.api.configfiles import ConfigEditError, apply_config_file, creates_missing_file
 from stellarstack.api.gameserver import GameServer
 from stellarstack.api.lifecycle import Action, Observation, Step, compute_step
 from stellarstack.api.probes import probe
@@ -23,7 +22,8 @@ from stellarstack.api.runtime import InstallOutcome, ProcessPhase, ServerKey
 from stellarstack.api.states import GameServerState
 from stellarstack.api.workload import Workload, WorkloadError, build_workload
 from stellarstack.nodeproxy.backups import BackupService
-from stellarstack.nodeproxy.files import FileError, FileErrorCode, SafeRoot
+from stellarstack.nodeproxy.configedits import apply_config_files
+from stellarstack.nodeproxy.files import SafeRoot
 from stellarstack.nodeproxy.runtime.docker import DockerRuntime, data_usage
 from stellarstack.nodeproxy.schedules import ScheduleService
 from stellarstack.nodeproxy.store import CLUSTER, Store
@@ -215,22 +215,8 @@ class NodeAgent:
             return
         data = self._runtime.prepare_data_dir(key)
         with SafeRoot(data, owner=(workload.run_as_user, workload.run_as_group)) as root:
-            for plan in workload.config_files:
-                try:
-                    try:
-                        text = root.read_bytes(plan.path).decode("utf-8", "replace")
-                    except FileError as exc:
-                        if exc.code is not FileErrorCode.NOT_FOUND:
-                            raise
-                        if not creates_missing_file(plan.parser):
-                            continue
-                        text = ""
-                    parent = plan.path.rpartition("/")[0]
-                    if parent:
-                        root.mkdir(parent)
-                    root.write(plan.path, [apply_config_file(text, plan).encode()])
-                except (FileError, ConfigEditError) as exc:
-                    log.warning("%s: config file %s not edited: %s", key, plan.path, exc)
+            for problem in apply_config_files(root, workload.config_files):
+                log.warning("%s: config file %s", key, problem)
 
     async def _ready(self, key: ServerKey, workload: Workload, started_at: datetime | None) -> bool:
         readiness = workload.readiness

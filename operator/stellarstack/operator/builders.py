@@ -23,12 +23,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from stellarstack.api.configfiles import PLANS_ENV, plans_to_json
 from stellarstack.api.constants import API_VERSION, LABEL_COMPONENT, LABEL_GAMESERVER
 from stellarstack.api.gameserver import ExposureType, GameServer, PlacementType
 from stellarstack.api.workload import Workload, WorkloadSettings
 
 GAME_CONTAINER = "game"
 INSTALL_CONTAINER = "install"
+CONFIG_FILES_CONTAINER = "config-files"
+# What `stellarstack configfiles apply` needs (about 40 MB resident, a third of a CPU-second):
+# small, fixed limits, so the game's own limits are not raised by its init container.
+CONFIG_FILES_RESOURCES = {"cpu": "250m", "memory": "96Mi"}
 DATA_VOLUME = "data"
 INSTALL_SCRIPT_DIR = "/mnt/install"
 INSTALL_SCRIPT_NAME = "install.sh"
@@ -168,9 +173,15 @@ def _pod_spec_base(workload: Workload, gameserver: GameServer) -> Manifest:
 
 
 def desired_pod(
-    workload: Workload, gameserver: GameServer, settings: WorkloadSettings | None = None
+    workload: Workload,
+    gameserver: GameServer,
+    settings: WorkloadSettings | None = None,
+    *,
+    stellarstack_image: str | None = None,
 ) -> Manifest:
-    """The game Pod: runs `workload.argv` once (`restartPolicy: Never`; see the module doc)."""
+    """The game Pod: runs `workload.argv` once (`restartPolicy: Never`; see the module doc).
+    When the blueprint edits config files, an init container running `stellarstack_image`
+    applies the edits to the volume first, so they hold at every start (one Pod per start)."""
     settings = settings or WorkloadSettings()
     ports: list[Manifest] = []
     for port in workload.ports:
@@ -217,11 +228,41 @@ def desired_pod(
             "volumes": volumes,
         }
     )
+    if workload.config_files:
+        if not stellarstack_image:
+            raise ValueError("stellarstack_image: needed to apply the blueprint's configFiles")
+        spec["initContainers"] = [
+            desired_config_files_container(workload, settings, stellarstack_image)
+        ]
     return {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": _metadata(workload, gameserver, pod_name(workload.name), "server"),
         "spec": spec,
+    }
+
+
+def desired_config_files_container(
+    workload: Workload, settings: WorkloadSettings, image: str
+) -> Manifest:
+    """The init container that applies the blueprint's rendered config-file edits to the data
+    volume (`stellarstack configfiles apply`, which never follows a symlink out of it). It runs
+    as the game's user with the same refusal of privileges and a read-only root; the edits
+    travel in its environment, beside the variable values the game's environment already has."""
+    return {
+        "name": CONFIG_FILES_CONTAINER,
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        # The image's entrypoint is the `stellarstack` command.
+        "args": ["configfiles", "apply", "--root", settings.data_path],
+        "env": [{"name": PLANS_ENV, "value": plans_to_json(workload.config_files)}],
+        "resources": {
+            "requests": dict(CONFIG_FILES_RESOURCES),
+            "limits": dict(CONFIG_FILES_RESOURCES),
+        },
+        "securityContext": {**_container_security(workload), "readOnlyRootFilesystem": True},
+        "volumeMounts": [{"name": DATA_VOLUME, "mountPath": settings.data_path}],
+        "terminationMessagePolicy": "FallbackToLogsOnError",
     }
 
 
