@@ -269,6 +269,20 @@ def test_operator_deployment_standalone() -> None:
     assert mounts == {"/tmp"}
 
 
+def test_game_pods_get_the_chart_image_for_config_file_edits() -> None:
+    for values, image in [
+        ({}, "localhost/stellarstack/stellarstack:"),
+        (
+            {"image": {"repository": "registry.example/ss", "tag": "9.9"}},
+            "registry.example/ss:9.9",
+        ),
+    ]:
+        container = find(render(values), "Deployment")["spec"]["template"]["spec"]["containers"][0]
+        env = {e["name"]: e["value"] for e in container["env"]}
+        assert env["STELLARSTACK_IMAGE"].startswith(image)
+        assert env["STELLARSTACK_IMAGE"] == container["image"]
+
+
 def test_replicated_operator_peers_and_has_a_disruption_budget() -> None:
     objects = render(VARIANTS["replicated"])
     spec = find(objects, "Deployment")["spec"]

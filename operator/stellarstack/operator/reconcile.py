@@ -21,10 +21,12 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from importlib.metadata import version
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
@@ -57,6 +59,15 @@ _MAX_STEPS = 12
 ANNOTATION_BLUEPRINT_SEEN = "stellarstack.io/blueprint-generation"
 ANNOTATION_POD_ENDED = "stellarstack.io/pod-ended"
 _WARNING_STATES = {GameServerState.ERROR, GameServerState.CRASHED, GameServerState.INSTALL_FAILED}
+STELLARSTACK_IMAGE_ENV = "STELLARSTACK_IMAGE"
+
+
+def default_stellarstack_image() -> str:
+    """$STELLARSTACK_IMAGE (the Helm chart sets it to the operator's own image), else the image
+    `make image` builds for this version."""
+    return os.environ.get(STELLARSTACK_IMAGE_ENV) or (
+        f"localhost/stellarstack/stellarstack:{version('stellarstack')}"
+    )
 
 
 @dataclass(frozen=True)
@@ -73,6 +84,9 @@ class OperatorSettings:
     refusal_retry: timedelta = timedelta(seconds=30)
     """How long a GameServer whose children the API server refused (quota, policy, invalid)
     stays in Error before the operator tries again without a spec change."""
+    stellarstack_image: str = field(default_factory=default_stellarstack_image)
+    """The StellarStack image, which game Pods run as the init container that applies the
+    blueprint's config-file edits to the volume before each start."""
 
 
 def parse_gameserver(body: Mapping[str, Any]) -> GameServer:
@@ -369,7 +383,14 @@ class GameServerReconciler:
         if await self.kube.read("Pod", namespace, name) is not None:
             await self.kube.delete("Pod", namespace, name, grace_seconds=0)
             await self._wait_pod_gone(namespace, name)
-        await self.kube.ensure(builders.desired_pod(workload, gameserver, self.settings.workload))
+        await self.kube.ensure(
+            builders.desired_pod(
+                workload,
+                gameserver,
+                self.settings.workload,
+                stellarstack_image=self.settings.stellarstack_image,
+            )
+        )
 
     async def stop(self, namespace: str, name: str, blueprint: Blueprint | None) -> None:
         """The blueprint's stop method, then a kill once the grace period is over."""
