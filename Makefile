@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Extra pytest arguments, e.g. `make test PYTEST_ARGS="-k egg -x"`.
 PYTEST_ARGS ?=
 
-.PHONY: install run test unit lint format crds check-generated bench clean image
+.PHONY: install run test unit lint format crds check-generated bench clean image migration
 
 install: $(STAMP)
 
@@ -49,6 +49,12 @@ crds: $(STAMP)
 
 check-generated: $(STAMP)
 	@set -e; for dir in $(CRD_DIRS); do $(BIN)/stellarstack crds --check $$dir; done
+
+# A new panel migration from what the models add (`make migration MESSAGE="add widgets"`).
+migration: $(STAMP)
+	$(BIN)/python -m stellarstack.panel.db.migrate $(MESSAGE)
+	$(BIN)/ruff format --quiet panel/stellarstack/panel/db/migrations
+	$(BIN)/ruff check --quiet --fix panel/stellarstack/panel/db/migrations
 
 bench: $(STAMP)
 	@set -e; for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script; done

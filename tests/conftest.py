@@ -1,3 +1,8 @@
 """Fixtures shared by every tier; each plugin module documents its own."""
 
-pytest_plugins = ["support.docker_engine", "support.kube"]
+pytest_plugins = [
+    "support.docker_engine",
+    "support.kube",
+    "support.postgres",
+    "support.panel",
+]

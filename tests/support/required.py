@@ -14,6 +14,7 @@ import pytest
 
 DOCKER = "STELLARSTACK_REQUIRE_DOCKER"
 KUBE = "STELLARSTACK_REQUIRE_KUBE"
+POSTGRES = "STELLARSTACK_REQUIRE_POSTGRES"
 
 
 def unavailable(reason: str, requirement: str) -> NoReturn:

@@ -1,0 +1,81 @@
+"""The panel application: `create_app(context)`."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from fastapi import FastAPI, Request, Response, status
+from fastapi.responses import JSONResponse
+
+from stellarstack.panel.api.errors import ErrorBody, ErrorResponse, install_error_handlers
+from stellarstack.panel.api.routes import account, admin_users, auth, health
+from stellarstack.panel.context import PanelContext
+from stellarstack.panel.db.migrate import upgrade
+
+BackgroundTask = Callable[[PanelContext], contextlib.AbstractAsyncContextManager[None]]
+
+
+def create_app(
+    context: PanelContext,
+    *,
+    migrate: bool = True,
+    background: list[BackgroundTask] | None = None,
+) -> FastAPI:
+    """The panel API over `context`. With `migrate` the schema is brought up to date first;
+    `background` tasks (webhook delivery, status polling) run while the app serves."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if migrate:
+            upgrade(context.engine)
+        async with contextlib.AsyncExitStack() as stack:
+            for task in background or []:
+                await stack.enter_async_context(task(context))
+            yield
+
+    app = FastAPI(
+        title="StellarStack panel API",
+        version="v1",
+        description="Accounts, servers on Docker nodes and Kubernetes, consoles, files, "
+        "backups, schedules, audit and webhooks. Authenticate with a browser session (cookie "
+        "plus the X-CSRF-Token header on writes) or an API key (`Authorization: Bearer ...`). "
+        "Every error body has the shape of `ErrorResponse`.",
+        lifespan=lifespan,
+        responses={
+            401: {"model": ErrorResponse, "description": "not authenticated"},
+            422: {"model": ErrorResponse, "description": "invalid input; `field` names it"},
+        },
+    )
+    app.state.context = context
+    install_error_handlers(app)
+
+    max_body = context.settings.max_body_bytes
+
+    @app.middleware("http")
+    async def _limit_body(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        # Uploads stream to the backend through their own routes, which set their own limit.
+        declared = request.headers.get("content-length")
+        if (
+            declared is not None
+            and declared.isdigit()
+            and int(declared) > max_body
+            and not request.url.path.endswith("/files/content")
+        ):
+            body = ErrorBody(
+                code="payload_too_large",
+                message=f"request bodies are limited to {max_body} bytes",
+            )
+            return JSONResponse(
+                status_code=status.HTTP_413_CONTENT_TOO_LARGE,
+                content=ErrorResponse(error=body).model_dump(mode="json"),
+            )
+        return await call_next(request)
+
+    app.include_router(health.router)
+    app.include_router(auth.router)
+    app.include_router(account.router)
+    app.include_router(admin_users.router)
+    return app

@@ -1,0 +1,273 @@
+"""Dependencies every route uses: the database session, who is calling, and what they may do.
+
+Who: a browser session (cookie `stellarstack_session`, plus the `X-CSRF-Token` header on
+writes) or an API key (`Authorization: Bearer <key>`). An API key acts as its user, narrowed to
+its scopes. Servers a caller cannot see are reported as not found, never as forbidden, so
+nobody learns that they exist.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import Depends, Request, status
+from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from stellarstack.panel import permissions
+from stellarstack.panel.api.errors import ApiError, forbidden, not_found
+from stellarstack.panel.context import PanelContext
+from stellarstack.panel.db.models import ApiKey, LoginSession, Server, Subuser, User
+from stellarstack.panel.security.tokens import hash_token, keyed_digest, same
+from stellarstack.panel.services.activity import Actor
+
+SESSION_COOKIE = "stellarstack_session"
+CSRF_COOKIE = "stellarstack_csrf"
+CSRF_HEADER = "X-CSRF-Token"
+API_KEY_PREFIX = "ssk_"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Last-used times are written at most this often, so reads stay reads.
+TOUCH_INTERVAL = timedelta(seconds=60)
+
+_bearer = HTTPBearer(auto_error=False, description="An API key: `ssk_<id>.<secret>`.")
+_cookie = APIKeyCookie(name=SESSION_COOKIE, auto_error=False, description="Browser session.")
+
+
+def get_context(request: Request) -> PanelContext:
+    context: PanelContext = request.app.state.context
+    return context
+
+
+ContextDep = Annotated[PanelContext, Depends(get_context)]
+
+
+def get_db(context: ContextDep) -> Iterator[Session]:
+    """One transaction per request: committed when the route returns, rolled back on error."""
+    with context.sessions() as session, session.begin():
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(get_db)]
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller."""
+
+    user: User
+    ip: str | None
+    session: LoginSession | None = None
+    api_key: ApiKey | None = None
+
+    @property
+    def scopes(self) -> frozenset[str] | None:
+        """The API key's scopes; None for a browser session (all of the user's rights)."""
+        return None if self.api_key is None else frozenset(self.api_key.scopes)
+
+    def has_scope(self, scope: str) -> bool:
+        return self.scopes is None or permissions.scopes_allow(self.scopes, scope)
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(
+            user_id=self.user.id,
+            api_key_id=self.api_key.id if self.api_key else None,
+            session_id=self.session.id if self.session else None,
+            ip=self.ip,
+        )
+
+    @property
+    def label(self) -> str:
+        """Identifies the caller in idempotency records and logs."""
+        if self.api_key is not None:
+            return f"{self.user.id}:key:{self.api_key.id}"
+        return f"{self.user.id}:session"
+
+
+def client_ip(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def csrf_token_for(context: PanelContext, session_id: str) -> str:
+    return keyed_digest(context.settings.secret_key.get_secret_value(), f"csrf:{session_id}")
+
+
+def _unauthenticated(message: str = "authentication required") -> ApiError:
+    return ApiError(
+        status.HTTP_401_UNAUTHORIZED,
+        "unauthenticated",
+        message,
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
+def _from_api_key(
+    db: Session, context: PanelContext, credentials: str, ip: str | None
+) -> Principal:
+    prefix, _, secret = credentials.partition(".")
+    if not prefix.startswith(API_KEY_PREFIX) or not secret:
+        raise _unauthenticated("malformed API key")
+    key = db.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
+    now = context.clock()
+    if key is None or not same(key.secret_hash, hash_token(secret)):
+        raise _unauthenticated("invalid API key")
+    if key.revoked_at is not None:
+        raise _unauthenticated("this API key was revoked")
+    if key.expires_at is not None and key.expires_at <= now:
+        raise _unauthenticated("this API key expired")
+    user = db.get(User, key.user_id)
+    if user is None or user.disabled_at is not None:
+        raise _unauthenticated("the account is disabled")
+    if (
+        key.last_used_at is None
+        or now - key.last_used_at > TOUCH_INTERVAL
+        or key.last_used_ip != ip
+    ):
+        key.last_used_at = now
+        key.last_used_ip = ip
+    return Principal(user=user, ip=ip, api_key=key)
+
+
+def _from_session(
+    db: Session, context: PanelContext, token: str, ip: str | None, *, allow_pending: bool
+) -> Principal:
+    login = db.scalar(select(LoginSession).where(LoginSession.token_hash == hash_token(token)))
+    now = context.clock()
+    if login is None or login.revoked_at is not None or login.expires_at <= now:
+        raise _unauthenticated("your session ended; log in again")
+    if login.two_factor_pending and not allow_pending:
+        raise _unauthenticated("two-factor code required")
+    user = db.get(User, login.user_id)
+    if user is None or user.disabled_at is not None:
+        raise _unauthenticated("the account is disabled")
+    if now - login.last_seen_at > TOUCH_INTERVAL:
+        login.last_seen_at = now
+        login.expires_at = now + timedelta(hours=context.settings.session_lifetime_hours)
+    return Principal(user=user, ip=ip, session=login)
+
+
+def authenticate(
+    request: Request, db: Session, context: PanelContext, *, allow_pending: bool = False
+) -> Principal:
+    """The caller of `request`, or 401. Cookie-authenticated writes must carry the CSRF token."""
+    ip = client_ip(request)
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        return _from_api_key(db, context, header[7:].strip(), ip)
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        raise _unauthenticated()
+    principal = _from_session(db, context, token, ip, allow_pending=allow_pending)
+    if request.method not in SAFE_METHODS and principal.session is not None:
+        sent = request.headers.get(CSRF_HEADER, "")
+        if not sent or not same(sent, csrf_token_for(context, principal.session.id)):
+            raise ApiError(
+                status.HTTP_403_FORBIDDEN,
+                "csrf_failed",
+                f"cookie-authenticated writes need the {CSRF_HEADER} header "
+                f"(the value of the {CSRF_COOKIE} cookie)",
+            )
+    return principal
+
+
+def current_principal(
+    request: Request,
+    db: SessionDep,
+    context: ContextDep,
+    _bearer_doc: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)] = None,
+    _cookie_doc: Annotated[str | None, Depends(_cookie)] = None,
+) -> Principal:
+    return authenticate(request, db, context)
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+
+def require_scope(scope: str) -> Callable[..., Principal]:
+    """A dependency: the caller, who must hold `scope` when calling with an API key."""
+
+    def check(principal: CurrentPrincipal) -> Principal:
+        if not principal.has_scope(scope):
+            raise forbidden(f"this API key lacks the {scope!r} scope")
+        return principal
+
+    return check
+
+
+def require_admin(scope: str = "admin:read") -> Callable[..., Principal]:
+    """A dependency: an admin (with `scope` when calling with an API key). Everyone else gets
+    404, as if the admin routes did not exist."""
+
+    def check(principal: CurrentPrincipal) -> Principal:
+        if not principal.user.is_admin:
+            raise not_found()
+        if not principal.has_scope(scope):
+            raise forbidden(f"this API key lacks the {scope!r} scope")
+        return principal
+
+    return check
+
+
+AdminReader = Annotated[Principal, Depends(require_admin("admin:read"))]
+AdminWriter = Annotated[Principal, Depends(require_admin("admin:write"))]
+
+
+@dataclass(frozen=True)
+class ServerAccess:
+    """A server the caller can see, and the permission nodes they hold on it."""
+
+    server: Server
+    principal: Principal
+    nodes: frozenset[str]
+    is_owner: bool
+
+    def can(self, node: str) -> bool:
+        return node in self.nodes and self.principal.has_scope(permissions.scope_for(node))
+
+
+def server_nodes(db: Session, server: Server, user: User) -> frozenset[str] | None:
+    """What `user` may do on `server`; None when they may not see it at all."""
+    if user.is_admin or (server.owner_id is not None and server.owner_id == user.id):
+        return permissions.ALL_NODES
+    subuser = db.scalar(
+        select(Subuser).where(Subuser.server_id == server.id, Subuser.user_id == user.id)
+    )
+    if subuser is None:
+        return None
+    return permissions.expand(subuser.permissions)
+
+
+def load_server_access(db: Session, principal: Principal, server_id: str) -> ServerAccess:
+    server = db.get(Server, server_id)
+    nodes = None if server is None else server_nodes(db, server, principal.user)
+    if server is None or nodes is None:
+        raise not_found("server")
+    return ServerAccess(
+        server=server,
+        principal=principal,
+        nodes=nodes,
+        is_owner=principal.user.is_admin or server.owner_id == principal.user.id,
+    )
+
+
+def require_permission(node: str) -> Callable[..., ServerAccess]:
+    """A dependency for routes under `/servers/{server_id}`: the server, when the caller holds
+    permission `node` on it (and the matching scope with an API key); 404 when they cannot see
+    the server, 403 when they see it but lack the node."""
+    if node not in permissions.ALL_NODES:
+        raise KeyError(f"unknown permission node {node!r}")
+
+    def check(server_id: str, principal: CurrentPrincipal, db: SessionDep) -> ServerAccess:
+        access = load_server_access(db, principal, server_id)
+        if node not in access.nodes:
+            raise forbidden(f"you lack the {node!r} permission on this server")
+        scope = permissions.scope_for(node)
+        if not principal.has_scope(scope):
+            raise forbidden(f"this API key lacks the {scope!r} scope")
+        return access
+
+    return check

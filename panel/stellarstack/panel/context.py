@@ -1,0 +1,75 @@
+"""What the running panel holds: settings, database, signing key. Built once at start and
+passed to everything explicitly (FastAPI reads it from `app.state`)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from stellarstack.panel.db.engine import make_engine, make_session_factory
+from stellarstack.panel.services.activity import ActivityRecorder
+from stellarstack.panel.settings import PanelSettings
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class PanelContext:
+    settings: PanelSettings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    signing_key: Ed25519PrivateKey
+    activity: ActivityRecorder = field(default_factory=ActivityRecorder)
+    clock: Callable[[], datetime] = field(default=_utcnow)
+    """Injected so tests can move time (TOTP steps, expiries) without sleeping."""
+
+    @property
+    def public_key_pem(self) -> str:
+        return (
+            self.signing_key.public_key()
+            .public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+            .decode()
+        )
+
+
+def load_signing_key(path: Path) -> Ed25519PrivateKey:
+    """The panel's Ed25519 key for server tokens; created (mode 0600) on first start."""
+    if path.exists():
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        if not isinstance(key, Ed25519PrivateKey):
+            raise ValueError(f"{path}: not an Ed25519 private key")
+        return key
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(pem)
+    return key
+
+
+def build_context(settings: PanelSettings, *, engine: Engine | None = None) -> PanelContext:
+    engine = engine or make_engine(settings.database_url)
+    key_file = settings.signing_key_file or settings.data_dir / "panel-signing-key.pem"
+    return PanelContext(
+        settings=settings,
+        engine=engine,
+        sessions=make_session_factory(engine),
+        signing_key=load_signing_key(key_file),
+    )

@@ -1,0 +1,1 @@
+"""Passwords, TOTP and random tokens."""

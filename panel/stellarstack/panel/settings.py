@@ -1,0 +1,84 @@
+"""Settings of the panel, from `STELLARSTACK_PANEL_*` environment variables."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MIN_SECRET_LENGTH = 32
+_PLACEHOLDERS = {"changeme", "change-me", "secret", "password", "example", "development"}
+DEVELOPMENT_SECRET = "development-only-secret-never-use-in-production"
+
+
+class Environment(StrEnum):
+    """Where the panel runs; only development accepts the built-in secret and logged mail."""
+
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class PanelSettings(BaseSettings):
+    """Everything the panel needs to start; passed explicitly, never read from globals."""
+
+    model_config = SettingsConfigDict(env_prefix="STELLARSTACK_PANEL_", extra="forbid")
+
+    environment: Environment = Environment.PRODUCTION
+    """`development` relaxes the secret checks and logs mail instead of sending it."""
+    secret_key: SecretStr = SecretStr(DEVELOPMENT_SECRET)
+    """Key for CSRF tokens and signed links; a random secret of at least 32 characters."""
+    database_url: str = "sqlite:///stellarstack-panel.db"
+    """SQLAlchemy URL: `sqlite:///file.db` (default) or `postgresql+psycopg://...`."""
+    data_dir: Path = Path(".")
+    """Where the panel keeps its signing key when none is given."""
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    public_url: str = "http://localhost:8000"
+    """The address users reach the panel at (links in mail, WebSocket origins)."""
+    session_lifetime_hours: int = Field(default=24 * 14, ge=1, le=24 * 365)
+    """How long a login session lives without activity."""
+    cookie_secure: bool = True
+    """Mark cookies Secure (HTTPS only); turned off automatically in development."""
+    signing_key_file: Path | None = None
+    """PEM Ed25519 private key the panel signs server tokens with (generated when missing)."""
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = True
+    mail_from: str = "StellarStack <noreply@localhost>"
+    login_attempts_per_account: int = Field(default=5, ge=1, le=1000)
+    """Failed logins (or 2FA codes) per account in `login_window_seconds` before refusing."""
+    login_attempts_per_ip: int = Field(default=20, ge=1, le=10000)
+    """Failed logins per client address in `login_window_seconds` before refusing."""
+    login_window_seconds: int = Field(default=900, ge=1, le=86400)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    """Largest JSON request body accepted (file uploads stream to the backend instead)."""
+    webhook_allowed: list[str] = Field(default_factory=list)
+    """`address:port` pairs webhooks may reach although they are not public."""
+    kubeconfig: Path | None = None
+    """Kubeconfig for Kubernetes targets; in-cluster credentials when unset and in a Pod."""
+
+    @property
+    def is_development(self) -> bool:
+        return self.environment is Environment.DEVELOPMENT
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secrets(self) -> PanelSettings:
+        if self.is_development:
+            self.cookie_secure = False
+            return self
+        secret = self.secret_key.get_secret_value()
+        if (
+            secret == DEVELOPMENT_SECRET
+            or secret.lower() in _PLACEHOLDERS
+            or len(secret) < MIN_SECRET_LENGTH
+        ):
+            raise ValueError(
+                "STELLARSTACK_PANEL_SECRET_KEY must be a random secret of at least "
+                f"{MIN_SECRET_LENGTH} characters outside development (e.g. `openssl rand -hex "
+                "32`); set STELLARSTACK_PANEL_ENVIRONMENT=development to run without one"
+            )
+        return self

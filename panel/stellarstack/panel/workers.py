@@ -1,0 +1,11 @@
+"""Background tasks the panel runs while it serves (each an async context manager factory
+taking the `PanelContext`): webhook delivery, server status polling, ..."""
+
+from __future__ import annotations
+
+from stellarstack.panel.api.app import BackgroundTask
+
+
+def default_background_tasks() -> list[BackgroundTask]:
+    """What `stellarstack panel serve` runs beside the API."""
+    return []
