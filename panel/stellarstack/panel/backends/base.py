@@ -82,7 +82,9 @@ class ServerBackend(Protocol):
         """The stored document with its status; None when it does not exist."""
         ...
 
-    async def list(self, kind: Kind, namespace: str | None = None) -> list[dict[str, Any]]:
+    async def list_resources(
+        self, kind: Kind, namespace: str | None = None
+    ) -> list[dict[str, Any]]:
         """Every resource of `kind` (in `namespace` when given, else everywhere it can see)."""
         ...
 
