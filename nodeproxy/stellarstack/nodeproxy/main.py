@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stellarstack.nodeproxy.settings import NodeSettings
@@ -25,6 +26,40 @@ def register(commands: Any) -> None:
         "environment variables (STELLARSTACK_NODE_TOKEN is required).",
     )
     parser.set_defaults(handler=_run)
+    # `stellarstack nodeproxy` alone runs the agent; `stellarstack nodeproxy files` serves one
+    # GameServer's files (its files Pod on Kubernetes).
+    services = parser.add_subparsers(dest="nodeproxy_command", metavar="SERVICE")
+    files = services.add_parser(
+        "files",
+        help="serve the files of one GameServer (its files Pod on Kubernetes)",
+        description="Serve the node API's files routes for one GameServer over its data "
+        "directory, accepting only server tokens the panel signed for that server.",
+    )
+    files.add_argument("--root", type=Path, required=True, help="the server's data directory")
+    files.add_argument("--server", required=True, metavar="NAMESPACE/NAME")
+    files.add_argument(
+        "--resources",
+        type=Path,
+        required=True,
+        help="YAML with the GameServer and its Blueprint (deny-list and disk quota)",
+    )
+    files.add_argument(
+        "--public-key-file", type=Path, required=True, help="the panel's Ed25519 key (PEM)"
+    )
+    files.add_argument(
+        "--audience",
+        default="kubernetes",
+        help="audience the server tokens must carry (default: kubernetes)",
+    )
+    files.add_argument("--listen", default="0.0.0.0:8080", metavar="HOST:PORT")
+    files.set_defaults(handler=_run_files)
+
+
+def _run_files(args: argparse.Namespace) -> int:
+    # Imported here: the web stack is a heavy import that other commands do not need.
+    from stellarstack.nodeproxy.filesservice import run_files
+
+    return run_files(args)
 
 
 def _run(_: argparse.Namespace) -> int:

@@ -131,3 +131,7 @@ async def blueprint_changed(body: kopf.Body, memo: kopf.Memo, patch: kopf.Patch,
 async def blueprint_deleted(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     reconciler: GameServerReconciler = memo["reconciler"]
     await reconciler.notify_blueprint_users(body)
+
+
+# The files service's registrations (a timer and the request annotation) live beside it.
+import stellarstack.operator.fileshandlers  # noqa: E402, F401

@@ -4,6 +4,9 @@ The node token grants everything. A server token grants the scopes it names on t
 it names, on this node only, for at most 15 minutes; it may also arrive as a `token` query
 parameter, because browsers cannot set headers on WebSockets or download links. The node token
 is never accepted from the query string (query strings end up in logs).
+
+`ServerTokenAuthenticator` is the variant for the single-server files service on Kubernetes:
+it knows no node token at all, only server tokens (the routes grant each its one server).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import hmac
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
@@ -33,6 +36,46 @@ class Principal:
     def allows(self, namespace: str, name: str, scope: str) -> bool:
         """Whether the caller may use `scope` on that server."""
         return self.grant is None or self.grant.allows(namespace, name, scope)
+
+
+class Identifies(Protocol):
+    """What the route dependencies need: the caller of a request, or None."""
+
+    def identify(self, connection: HTTPConnection) -> Principal | None:
+        """The caller of a request or WebSocket, or None when its credentials do not hold."""
+        ...
+
+
+def _presented_token(connection: HTTPConnection) -> str | None:
+    """A bearer token from the Authorization header, else the `token` query parameter (the
+    only way through the API server's service proxy, which consumes Authorization)."""
+    header = connection.headers.get("authorization", "")
+    scheme, _, presented = header.partition(" ")
+    if scheme.lower() == "bearer" and presented:
+        return presented
+    return connection.query_params.get("token")
+
+
+class ServerTokenAuthenticator:
+    """Only panel-signed server tokens: the files service of one GameServer on Kubernetes,
+    where no node token exists to leak. A valid token for another server identifies its
+    holder, whom the route then refuses (403) for lacking a grant on this server."""
+
+    def __init__(self, panel_key: Ed25519PublicKey, *, audience: str) -> None:
+        self._panel_key = panel_key
+        self._audience = audience
+
+    def identify(self, connection: HTTPConnection) -> Principal | None:
+        token = _presented_token(connection)
+        if not token:
+            return None
+        try:
+            grant = verify_server_token(
+                token, self._panel_key, audience=self._audience, now=datetime.now(UTC)
+            )
+        except TokenError:
+            return None
+        return Principal(grant=grant)
 
 
 class Authenticator:
@@ -73,7 +116,7 @@ class Authenticator:
 
 
 def requirement(
-    authenticator: Authenticator, scope: str | None
+    authenticator: Identifies, scope: str | None
 ) -> Callable[[Request], Awaitable[Principal]]:
     """A dependency: the caller must be the panel, or (with `scope`) hold it on the server in
     the route's path."""
@@ -100,6 +143,6 @@ def requirement(
     return check
 
 
-def depends(authenticator: Authenticator, scope: str | None) -> Any:
+def depends(authenticator: Identifies, scope: str | None) -> Any:
     """`Depends(requirement(...))`, for `dependencies=[...]` lists."""
     return Depends(requirement(authenticator, scope))
