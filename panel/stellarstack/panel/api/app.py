@@ -9,7 +9,14 @@ from fastapi import FastAPI, Request, Response, status
 from fastapi.responses import JSONResponse
 
 from stellarstack.panel.api.errors import ErrorBody, ErrorResponse, install_error_handlers
-from stellarstack.panel.api.routes import account, admin_users, auth, health
+from stellarstack.panel.api.routes import (
+    account,
+    admin_infrastructure,
+    admin_users,
+    auth,
+    blueprints,
+    health,
+)
 from stellarstack.panel.context import PanelContext
 from stellarstack.panel.db.migrate import upgrade
 
@@ -78,4 +85,7 @@ def create_app(
     app.include_router(auth.router)
     app.include_router(account.router)
     app.include_router(admin_users.router)
+    app.include_router(admin_infrastructure.router)
+    app.include_router(blueprints.admin_router)
+    app.include_router(blueprints.router)
     return app
