@@ -12,6 +12,7 @@ import pytest
 from stellarstack.api.blueprint import StopMethod
 from stellarstack.api.runtime import (
     GameServerRuntime,
+    ImageUnavailableError,
     ProcessPhase,
     ResourceStats,
     ServerKey,
@@ -282,3 +283,40 @@ async def test_stats_of_a_stopped_server_say_why_figures_are_missing(
     assert stats.cpu_percent is None
     assert stats.memory_bytes is None
     assert stats.unavailable["cpu"] == stats.unavailable["memory"] == "not running"
+
+
+async def test_out_of_memory_is_reported(harness: RuntimeHarness) -> None:
+    # Doubling a shell string soon passes the 128 MiB limit; the kernel's OOM killer ends it.
+    hungry = {
+        "startupCommands": [
+            {"name": "Default", "command": 'x=0123456789; while :; do x="$x$x"; done'}
+        ]
+    }
+    workload = harness.workload(blueprint_spec=hungry)
+    server = key(workload)
+    await harness.runtime.ensure(workload)
+    await harness.runtime.start(server)
+    deadline = time.monotonic() + 60
+    status = await harness.runtime.status(server)
+    while status.phase is not ProcessPhase.EXITED and time.monotonic() < deadline:
+        await asyncio.sleep(0.3)
+        status = await harness.runtime.status(server)
+    assert status.phase is ProcessPhase.EXITED, status
+    assert status.oom_killed, status
+    assert status.exit_code == 137
+
+
+async def test_an_image_that_cannot_be_had_is_named(harness: RuntimeHarness) -> None:
+    # Docker checks the image when the container is created, Kubernetes when the Pod starts
+    # (only the node knows its images): either step may raise, and it says which image.
+    missing = "localhost/stellarstack/no-such-image:1"
+    workload = harness.workload(blueprint_spec={"images": [{"name": "Missing", "image": missing}]})
+    server = key(workload)
+
+    async def ensure_and_start() -> None:
+        await harness.runtime.ensure(workload)
+        await harness.runtime.start(server)
+
+    with pytest.raises(ImageUnavailableError, match="no-such-image"):
+        await ensure_and_start()
+    assert (await harness.runtime.status(server)).phase is not ProcessPhase.RUNNING

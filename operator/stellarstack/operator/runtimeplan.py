@@ -52,7 +52,11 @@ def workload_config_map_name(gameserver_name: str) -> str:
 def spec_hash(pod: Manifest) -> str:
     """A digest of everything in the Pod manifest except the digest itself."""
     relevant = copy.deepcopy(pod)
-    relevant.get("metadata", {}).get("annotations", {}).pop(ANNOTATION_SPEC_HASH, None)
+    meta = relevant.get("metadata", {})
+    annotations = meta.get("annotations") or {}
+    annotations.pop(ANNOTATION_SPEC_HASH, None)
+    if not annotations:
+        meta.pop("annotations", None)  # stamping may have added the map itself
     text = json.dumps(relevant, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
