@@ -6,6 +6,7 @@ import argparse
 import getpass
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 
@@ -31,6 +32,19 @@ def register(commands: Any) -> None:
     admin.add_argument("--email", required=True)
     admin.add_argument("--name", default="Admin")
     admin.set_defaults(handler=_create_admin)
+    local = actions.add_parser(
+        "local",
+        help="the panel with SQLite and, where Docker answers, a local node (`make run`)",
+        description="Run the panel on http://localhost:8000 with an SQLite database in the "
+        "state directory and, when a Docker engine answers, a node agent registered as the "
+        "node 'local' with allocations on 127.0.0.1 and the example blueprints loaded.",
+    )
+    local.add_argument("--state", type=Path, default=Path(".stellarstack"))
+    local.add_argument("--host", default="127.0.0.1")
+    local.add_argument("--port", type=int, default=8000)
+    local.add_argument("--node-port", type=int, default=8443, help="port of the local node API")
+    local.add_argument("--examples", type=Path, default=Path("examples"))
+    local.set_defaults(handler=_local)
     parser.set_defaults(handler=_serve)
 
 
@@ -60,6 +74,18 @@ def _serve(_: argparse.Namespace) -> int:
     app = create_app(context, background=default_background_tasks())
     uvicorn.run(app, host=settings.host, port=settings.port, proxy_headers=False)
     return 0
+
+
+def _local(args: argparse.Namespace) -> int:
+    from stellarstack.panel.local import run_local
+
+    return run_local(
+        args.state,
+        host=args.host,
+        port=args.port,
+        node_port=args.node_port,
+        examples=args.examples,
+    )
 
 
 def _migrate(_: argparse.Namespace) -> int:

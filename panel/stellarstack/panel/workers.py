@@ -4,8 +4,9 @@ taking the `PanelContext`): webhook delivery, server status polling, ..."""
 from __future__ import annotations
 
 from stellarstack.panel.api.app import BackgroundTask
+from stellarstack.panel.services.heartbeat import node_heartbeats
 
 
 def default_background_tasks() -> list[BackgroundTask]:
     """What `stellarstack panel serve` runs beside the API."""
-    return []
+    return [node_heartbeats]
