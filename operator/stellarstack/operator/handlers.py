@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from typing import Any
 
+import aiohttp
 import kopf
 
 from stellarstack.api.constants import (
@@ -26,6 +28,7 @@ from stellarstack.api.constants import (
 )
 from stellarstack.operator.compute import compute_blueprint_status
 from stellarstack.operator.kube import Kube, connect
+from stellarstack.operator.metrics import Metrics
 from stellarstack.operator.reconcile import GameServerReconciler, OperatorSettings
 
 # Kopf keeps its bookkeeping in annotations under our own prefix: the structural schema of
@@ -39,14 +42,51 @@ def on_kubernetes(spec: kopf.Spec, **_: Any) -> bool:
     return bool(placement.get("type", "Kubernetes") != "DockerNode")
 
 
+def _metrics(memo: kopf.Memo) -> Metrics:
+    """The process's metrics (`stellarstack operator` puts them in the memo), else new ones."""
+    metrics: Metrics = memo.setdefault("metrics", Metrics())
+    return metrics
+
+
 @kopf.on.login()
-def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+async def login(memo: kopf.Memo, **kwargs: Any) -> kopf.AiohttpSession | None:
+    # Async: the session belongs to the operator's event loop.
     # In a Pod: the client library's in-cluster login (it uses the Service's IP from the
     # environment, so no cluster DNS is needed). Elsewhere: $KUBECONFIG as it is now, because the
     # client library fixed its default kubeconfig path when it was imported.
     if os.environ.get("KUBERNETES_SERVICE_HOST"):
-        return kopf.login_via_client(**kwargs)
-    return kopf.login_with_kubeconfig(**kwargs)
+        info = kopf.login_via_client(memo=memo, **kwargs)
+    else:
+        info = kopf.login_with_kubeconfig(memo=memo, **kwargs)
+    if info is None:
+        return None
+    return _counting_session(info, _metrics(memo))
+
+
+def _counting_session(info: kopf.ConnectionInfo, metrics: Metrics) -> kopf.AiohttpSession:
+    """Kopf's own HTTP session, as Kopf would make it, plus a hook counting its requests."""
+
+    async def count(
+        _session: aiohttp.ClientSession, _context: Any, params: aiohttp.TraceRequestStartParams
+    ) -> None:
+        metrics.count_request("kopf", params.method)
+
+    tracing = aiohttp.TraceConfig()
+    tracing.on_request_start.append(count)
+    session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=0, ssl=info.as_ssl_context()),
+        headers=info.as_http_headers(),
+        proxy=info.proxy_url,
+        trust_env=info.trust_env,
+        trace_configs=[tracing],
+    )
+    return kopf.AiohttpSession(
+        server=info.server,
+        default_namespace=info.default_namespace,
+        expiration=info.expiration,
+        priority=info.priority,
+        aiohttp_session=session,
+    )
 
 
 @kopf.on.startup()
@@ -60,7 +100,10 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
     if "reconciler" not in memo:
-        memo["reconciler"] = GameServerReconciler(Kube(connect()), OperatorSettings())
+        metrics = _metrics(memo)
+        memo["reconciler"] = GameServerReconciler(
+            Kube(connect(), metrics), OperatorSettings(), metrics
+        )
 
 
 @kopf.on.cleanup()
@@ -112,7 +155,11 @@ async def game_pod_ended(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
 @kopf.on.delete(GROUP, VERSION, "gameservers", when=on_kubernetes)
 async def gameserver_deleted(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     reconciler: GameServerReconciler = memo["reconciler"]
-    await reconciler.delete(body)
+    try:
+        await reconciler.delete(body)
+    except Exception as error:  # Kopf retries; the metric says how often that happens
+        _metrics(memo).count_error("GameServer", error)
+        raise
 
 
 # -- Blueprint -----------------------------------------------------------------------------
@@ -122,9 +169,17 @@ async def gameserver_deleted(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None
 @kopf.on.update(GROUP, VERSION, "blueprints")
 @kopf.on.resume(GROUP, VERSION, "blueprints")
 async def blueprint_changed(body: kopf.Body, memo: kopf.Memo, patch: kopf.Patch, **_: Any) -> None:
-    patch.status.update(compute_blueprint_status(dict(body)))
-    reconciler: GameServerReconciler = memo["reconciler"]
-    await reconciler.notify_blueprint_users(body)
+    metrics = _metrics(memo)
+    began = time.perf_counter()
+    try:
+        patch.status.update(compute_blueprint_status(dict(body)))
+        reconciler: GameServerReconciler = memo["reconciler"]
+        await reconciler.notify_blueprint_users(body)
+    except Exception as error:
+        metrics.count_error("Blueprint", error)
+        metrics.observe_reconcile("Blueprint", "error", time.perf_counter() - began)
+        raise
+    metrics.observe_reconcile("Blueprint", "success", time.perf_counter() - began)
 
 
 @kopf.on.delete(GROUP, VERSION, "blueprints", optional=True)

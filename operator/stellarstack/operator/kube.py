@@ -20,6 +20,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.stream import stream
 
 from stellarstack.api.constants import GROUP, VERSION
+from stellarstack.operator.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +44,10 @@ def connect() -> Any:
 class Kube:
     """Typed-enough helpers over one ApiClient."""
 
-    def __init__(self, api_client: Any) -> None:
+    def __init__(self, api_client: Any, metrics: Metrics | None = None) -> None:
         self.api_client = api_client
+        if metrics is not None:
+            _count_requests(api_client, metrics)
         # Typed as Any: the client's partial stubs disagree with the dict bodies it accepts.
         self.core: Any = client.CoreV1Api(api_client)
         self.batch: Any = client.BatchV1Api(api_client)
@@ -292,6 +295,18 @@ class Kube:
         except ApiException as error:
             if error.status != 404:
                 raise
+
+
+def _count_requests(api_client: Any, metrics: Metrics) -> None:
+    """Count every HTTP request of this client: all its API calls go through one REST client."""
+    rest = api_client.rest_client
+    send = rest.request
+
+    def counted(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        metrics.count_request("kubernetes", method)
+        return send(method, url, *args, **kwargs)
+
+    rest.request = counted
 
 
 def _covers(existing: Any, wanted: Any) -> bool:

@@ -51,6 +51,7 @@ from stellarstack.operator.compute import (
     waiting_reason,
 )
 from stellarstack.operator.kube import Kube, Manifest
+from stellarstack.operator.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -105,9 +106,15 @@ def parse_gameserver(body: Mapping[str, Any]) -> GameServer:
 class GameServerReconciler:
     """Reconciles GameServers through one `Kube`."""
 
-    def __init__(self, kube: Kube, settings: OperatorSettings | None = None) -> None:
+    def __init__(
+        self,
+        kube: Kube,
+        settings: OperatorSettings | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.kube = kube
         self.settings = settings or OperatorSettings()
+        self.metrics = metrics or Metrics()
         # (namespace, name) -> (generation, why, when): the API server refused a child. Kept in
         # memory only: an operator restart simply tries again.
         self._refused: dict[tuple[str, str], tuple[int | None, str, datetime]] = {}
@@ -119,16 +126,25 @@ class GameServerReconciler:
     ) -> None:
         """Reconcile one GameServer until `stopped()`: when due, or at once when woken.
         `body` is a live view that the caller keeps current."""
-        while not stopped():
-            wake.clear()
-            try:
-                delay = (await self.reconcile(body)).total_seconds()
-            except Exception:  # one failed pass must not end the loop; the next one retries
-                meta = body["metadata"]
-                log.exception("reconcile of %s/%s failed", meta.get("namespace"), meta["name"])
-                delay = 5.0
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), timeout=delay)
+        meta = body["metadata"]
+        try:
+            while not stopped():
+                wake.clear()
+                began = time.perf_counter()
+                try:
+                    delay = (await self.reconcile(body)).total_seconds()
+                    outcome = "success"
+                except Exception as error:  # one failed pass must not end the loop
+                    log.exception("reconcile of %s/%s failed", meta.get("namespace"), meta["name"])
+                    self.metrics.count_error("GameServer", error)
+                    delay, outcome = 5.0, "error"
+                self.metrics.observe_reconcile("GameServer", outcome, time.perf_counter() - began)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), timeout=delay)
+        finally:
+            # Deleted, moved to a Docker node, or this operator paused or stopping: either way
+            # it is no longer counted here (a resumed loop records it again).
+            self.metrics.gameservers.forget(meta.get("namespace") or "default", meta["name"])
 
     async def notify_pod_ended(self, pod: Mapping[str, Any]) -> None:
         """A game exited: tell its GameServer now (an annotation change is an update event,
@@ -202,6 +218,7 @@ class GameServerReconciler:
             if status != gameserver.status:
                 await self._write_status(body, gameserver, status)
                 gameserver = gameserver.model_copy(update={"status": status})
+            self.metrics.gameservers.record(namespace, workload_name(body), status.state)
             if step.action is Action.NONE:
                 return self._next_look(step, status)
             try:
@@ -215,6 +232,7 @@ class GameServerReconciler:
             except ApiException as error:
                 if error.status not in _REFUSALS:
                     raise
+                self.metrics.count_error("GameServer", error)
                 # Forbidden (quota, admission policy) or invalid: the next step reports it as
                 # an Error with the API server's own words, instead of retrying blindly.
                 why = (
@@ -241,10 +259,11 @@ class GameServerReconciler:
     async def _report_invalid(self, body: Mapping[str, Any], error: ValidationError) -> None:
         problems = [f"{'.'.join(map(str, item['loc']))}: {item['msg']}" for item in error.errors()]
         message = "; ".join(problems)
+        meta = body["metadata"]
+        self.metrics.gameservers.record(meta["namespace"], meta["name"], GameServerState.ERROR)
         current = dict(body.get("status") or {})
         if current.get("state") == GameServerState.ERROR and current.get("message") == message:
             return
-        meta = body["metadata"]
         status = {
             "state": GameServerState.ERROR.value,
             "reason": "InvalidSpec",
@@ -500,6 +519,7 @@ class GameServerReconciler:
                 )
         else:
             await self.kube.delete("PersistentVolumeClaim", namespace, pvc)
+        self.metrics.gameservers.forget(namespace, name)
 
 
 _REFUSALS = {400, 403, 422}

@@ -1,0 +1,448 @@
+"""The operator at scale, against the local test cluster, with a baseline from the same run.
+
+The real `stellarstack operator` process watches a fresh namespace; the bench creates GameServers
+in batches (by default 100, then 500 more, then up to 1,000 in all) with `power.state: Stopped`
+and a Blueprint without an install step, so no Pod ever runs: a Stopped server's whole reconcile
+is the finalizer, the first status (`Stopped`, `observedGeneration` = 1) and its Event, and the
+operator creates no child object for it. Per batch it reports:
+
+- latency from the create call to the status `Stopped` being seen on a watch, p50/p99;
+- sustained GameServers/s: the batch size over the time from its first create to its last
+  `Stopped`;
+- API requests per reconcile pass and per GameServer, from the operator's own counters
+  (`/metrics`: its client's and Kopf's requests, over its reconcile passes);
+- the operator's RSS (VmRSS) and peak RSS (VmHWM) from /proc/<pid>/status after the batch;
+- the baseline: the same client, the same threads, creating as many plain ConfigMaps in the
+  same namespace; the ratio (GameServers/s over ConfigMaps/s) is what to compare across runs,
+  since the machine is noisy.
+
+Needs the local cluster (`make cluster`) or $KUBECONFIG with a test context; prints why and exits
+0 when none is reachable. Every loop is bounded by a count and a deadline. The namespace and the
+Blueprint are deleted at the end. Usage:
+python bench/operator_scale.py [--batches 100,500,400] [--threads 4] [--timeout 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kubernetes import client, config, watch
+from kubernetes.client.exceptions import ApiException
+from prometheus_client.parser import text_string_to_metric_families
+
+REPO = Path(__file__).resolve().parents[1]
+GROUP, VERSION = "stellarstack.io", "v1alpha1"
+TEST_CONTEXT_PREFIXES = ("stellarstack-test", "kind-")
+LOCAL_KUBECONFIG = Path.home() / ".cache" / "stellarstack" / "cluster" / "kubeconfig"
+TARGET_RATE = 20.0
+TARGET_RSS_MB = 300.0
+
+
+def skip(reason: str) -> None:
+    print(f"skipped: {reason}")
+    sys.exit(0)
+
+
+def connect() -> tuple[Any, Path]:
+    """An ApiClient for a test cluster only (never another context), or skip."""
+    candidates = [Path(p) for p in os.environ.get("KUBECONFIG", "").split(os.pathsep) if p]
+    candidates.append(LOCAL_KUBECONFIG)
+    for path in candidates:
+        if not path.is_file():
+            continue
+        try:
+            _, current = config.list_kube_config_contexts(config_file=str(path))
+        except config.ConfigException:
+            continue
+        if not current["name"].startswith(TEST_CONTEXT_PREFIXES):
+            continue
+        api_client = config.new_client_from_config(config_file=str(path))
+        try:
+            client.VersionApi(api_client).get_code(_request_timeout=5)
+        except Exception as error:  # any failure means: no usable cluster here
+            api_client.close()
+            print(f"cluster at {path} does not answer: {error}")
+            continue
+        return api_client, path
+    skip("no reachable test cluster (run `make cluster`, or set KUBECONFIG to a test context)")
+    raise AssertionError("unreachable")
+
+
+def ensure_crds(api_client: Any) -> None:
+    """Create the CRDs when missing (never replace them: others may use this cluster)."""
+    extensions = client.ApiextensionsV1Api(api_client)
+    for file in sorted((REPO / "crds").glob("*.yaml")):
+        doc = yaml.safe_load(file.read_text())
+        with contextlib.suppress(ApiException):
+            extensions.create_custom_resource_definition(doc)
+    deadline = time.monotonic() + 60
+    for file in sorted((REPO / "crds").glob("*.yaml")):
+        name = yaml.safe_load(file.read_text())["metadata"]["name"]
+        while True:
+            crd = extensions.read_custom_resource_definition(name)
+            conditions = (crd.status.conditions if crd.status else None) or []
+            if any(c.type == "Established" and c.status == "True" for c in conditions):
+                break
+            if time.monotonic() > deadline:
+                skip(f"CRD {name} not Established within 60 s")
+            time.sleep(0.5)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def scrape(port: int) -> dict[str, float]:
+    """Sums per metric sample name (labels folded), e.g. the total of API requests."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    totals: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            key = sample.name
+            if sample.name == "stellarstack_operator_api_requests_total":
+                key += "{" + sample.labels.get("client", "") + "}"
+            totals[key] = totals.get(key, 0.0) + sample.value
+    return totals
+
+
+def rss_mb(pid: int) -> tuple[float, float]:
+    """(VmRSS, VmHWM) in MB."""
+    values: dict[str, float] = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, rest = line.partition(":")
+        if key in {"VmRSS", "VmHWM"}:
+            values[key] = int(rest.split()[0]) / 1024
+    return values["VmRSS"], values["VmHWM"]
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
+    return ordered[index]
+
+
+class StoppedWatch:
+    """Records when each GameServer of the namespace is first seen with status Stopped."""
+
+    def __init__(self, api_client: Any, namespace: str) -> None:
+        self.custom = client.CustomObjectsApi(api_client)
+        self.namespace = namespace
+        self.seen: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            stream = watch.Watch()
+            try:
+                for event in stream.stream(
+                    self.custom.list_namespaced_custom_object,
+                    GROUP,
+                    VERSION,
+                    self.namespace,
+                    "gameservers",
+                    timeout_seconds=30,
+                ):
+                    now = time.monotonic()
+                    obj = event["object"]
+                    status = obj.get("status") or {}
+                    if status.get("state") == "Stopped" and status.get("observedGeneration"):
+                        with self._lock:
+                            self.seen.setdefault(obj["metadata"]["name"], now)
+                    if self._stop.is_set():
+                        break
+            except Exception as error:  # a dropped watch is re-opened (bounded by the stop)
+                print(f"  (watch re-opened after {type(error).__name__}: {str(error)[:200]})")
+                time.sleep(0.5)
+            finally:
+                stream.stop()
+
+    def count(self, names: set[str]) -> int:
+        with self._lock:
+            return sum(1 for name in names if name in self.seen)
+
+    def times(self) -> dict[str, float]:
+        with self._lock:
+            return dict(self.seen)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=40)
+
+
+def gameserver(name: str, namespace: str, blueprint: str) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "GameServer",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "blueprint": blueprint,
+            "power": {"state": "Stopped"},
+            "resources": {"cpu": "100m", "memory": "64Mi", "disk": "100Mi"},
+        },
+    }
+
+
+def create_all(threads: int, names: list[str], create: Callable[[str], None]) -> dict[str, float]:
+    """Create every object with `threads` workers; returns each one's start time."""
+    started: dict[str, float] = {}
+
+    def one(name: str) -> None:
+        started[name] = time.monotonic()
+        create(name)
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        list(pool.map(one, names))
+    return started
+
+
+@contextlib.contextmanager
+def operator_process(
+    kubeconfig: Path, namespace: str, port: int
+) -> Iterator[subprocess.Popen[bytes]]:
+    executable = shutil.which("stellarstack", path=str(Path(sys.executable).parent))
+    if executable is None:
+        skip("the `stellarstack` command is not installed (make install)")
+    with tempfile.NamedTemporaryFile("w+b", prefix="operator-", suffix=".log") as log:
+        process = subprocess.Popen(
+            [
+                str(executable),
+                "operator",
+                "--standalone",
+                "-n",
+                namespace,
+                "--metrics-port",
+                str(port),
+                "--metrics-address",
+                "127.0.0.1",
+            ],
+            env={**os.environ, "KUBECONFIG": str(kubeconfig)},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                with contextlib.suppress(OSError):
+                    scrape(port)
+                    break
+                if process.poll() is not None or time.monotonic() > deadline:
+                    log.seek(0)
+                    raise RuntimeError(
+                        "the operator did not start:\n" + log.read().decode()[-3000:]
+                    )
+                time.sleep(0.3)
+            yield process
+        finally:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+            log.seek(0)
+            errors = [line for line in log.read().decode().splitlines() if "ERROR" in line]
+            if errors:
+                print(f"  operator log: {len(errors)} ERROR lines, first: {errors[0][:300]}")
+
+
+def run(args: argparse.Namespace) -> None:
+    api_client, kubeconfig = connect()
+    # Typed as Any: the client's stubs disagree with the dict bodies it accepts.
+    core: Any = client.CoreV1Api(api_client)
+    custom: Any = client.CustomObjectsApi(api_client)
+    ensure_crds(api_client)
+    suffix = secrets.token_hex(3)
+    namespace = f"bench-operator-{suffix}"
+    blueprint = f"bench-operator-{suffix}"
+    core.create_namespace(
+        {"metadata": {"name": namespace, "labels": {"stellarstack.io/test": "bench"}}}
+    )
+    custom.create_cluster_custom_object(
+        GROUP,
+        VERSION,
+        "blueprints",
+        {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "Blueprint",
+            "metadata": {"name": blueprint},
+            "spec": {
+                "displayName": "Bench",
+                "images": [{"name": "Toy", "image": "localhost/stellarstack/toy:1"}],
+                "startupCommands": [{"name": "Default", "command": "/usr/local/bin/toy"}],
+                "stop": {"type": "Signal"},
+            },
+        },
+    )
+    port = free_port()
+    total = 0
+    rows: list[str] = []
+    try:
+        # Baseline first, in the same namespace, with the same client and threads.
+        configmaps = [f"baseline-{i}" for i in range(max(args.batches))]
+        began = time.monotonic()
+        create_all(
+            args.threads,
+            configmaps,
+            lambda name: core.create_namespaced_config_map(
+                namespace, {"metadata": {"name": name}, "data": {"k": "v"}}
+            ),
+        )
+        baseline_rate = len(configmaps) / (time.monotonic() - began)
+        print(f"baseline: {len(configmaps)} ConfigMaps created at {baseline_rate:.1f}/s")
+        core.delete_collection_namespaced_config_map(namespace)
+
+        with operator_process(kubeconfig, namespace, port) as process:
+            seen = StoppedWatch(api_client, namespace)
+            try:
+                for size in args.batches:
+                    names = [f"gs-{total + i:05d}" for i in range(size)]
+                    total += size
+                    before = scrape(port)
+                    started = create_all(
+                        args.threads,
+                        names,
+                        lambda name: custom.create_namespaced_custom_object(
+                            GROUP,
+                            VERSION,
+                            namespace,
+                            "gameservers",
+                            gameserver(name, namespace, blueprint),
+                        ),
+                    )
+                    wanted = set(names)
+                    deadline = time.monotonic() + args.timeout
+                    while seen.count(wanted) < len(wanted) and time.monotonic() < deadline:
+                        time.sleep(0.2)
+                    times = seen.times()
+                    done = [times[n] - started[n] for n in names if n in times]
+                    if len(done) < len(names):
+                        print(f"  {len(names) - len(done)} of {size} not Stopped in time")
+                    if not done:
+                        continue
+                    span = max(times[n] for n in names if n in times) - min(started.values())
+                    rate = len(done) / span
+                    after = scrape(port)
+                    requests = sum(
+                        after.get(k, 0.0) - before.get(k, 0.0)
+                        for k in after
+                        if k.startswith("stellarstack_operator_api_requests_total")
+                    )
+                    kopf_requests = after.get(
+                        "stellarstack_operator_api_requests_total{kopf}", 0.0
+                    ) - before.get("stellarstack_operator_api_requests_total{kopf}", 0.0)
+                    passes = after.get(
+                        "stellarstack_operator_reconcile_duration_seconds_count", 0.0
+                    ) - before.get("stellarstack_operator_reconcile_duration_seconds_count", 0.0)
+                    rss, hwm = rss_mb(process.pid)
+                    row = (
+                        f"N={size:4d} (total {total:4d}): latency p50 "
+                        f"{statistics.median(done):.2f} s p99 {percentile(done, 0.99):.2f} s; "
+                        f"{rate:.1f} GameServers/s (x{rate / baseline_rate:.2f} of the "
+                        f"ConfigMap baseline); {requests / max(passes, 1):.1f} API requests per "
+                        f"reconcile pass, {requests / len(names):.1f} per GameServer "
+                        f"({kopf_requests / len(names):.1f} of them Kopf's); "
+                        f"RSS {rss:.0f} MB (peak {hwm:.0f} MB)"
+                    )
+                    print(row)
+                    rows.append(row)
+                # Idle: every daemon's periodic look, with the whole fleet in place.
+                before = scrape(port)
+                time.sleep(args.idle)
+                after = scrape(port)
+                passes = after.get(
+                    "stellarstack_operator_reconcile_duration_seconds_count", 0.0
+                ) - before.get("stellarstack_operator_reconcile_duration_seconds_count", 0.0)
+                rss, hwm = rss_mb(process.pid)
+                print(
+                    f"idle with {total} GameServers: {passes / args.idle:.1f} reconcile passes/s; "
+                    f"RSS {rss:.0f} MB (peak {hwm:.0f} MB); target < {TARGET_RSS_MB:.0f} MB"
+                )
+                # Deletion through the operator's finalizer, bounded.
+                began = time.monotonic()
+                custom.delete_collection_namespaced_custom_object(
+                    GROUP, VERSION, namespace, "gameservers"
+                )
+                deadline = time.monotonic() + args.timeout
+                left = total
+                while time.monotonic() < deadline:
+                    left = len(
+                        custom.list_namespaced_custom_object(
+                            GROUP, VERSION, namespace, "gameservers"
+                        )["items"]
+                    )
+                    if not left:
+                        break
+                    time.sleep(1)
+                gone = total - left
+                print(
+                    f"deleted {gone} of {total} GameServers at "
+                    f"{gone / (time.monotonic() - began):.1f}/s"
+                )
+            finally:
+                seen.close()
+        print(f"target: >= {TARGET_RATE:.0f} GameServers/s sustained")
+    finally:
+        cleanup(custom, core, namespace, blueprint)
+
+
+def cleanup(custom: Any, core: Any, namespace: str, blueprint: str) -> None:
+    """Remove what is left (finalizers first: the operator is gone by now)."""
+    with contextlib.suppress(ApiException):
+        items = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, "gameservers")
+        for item in items["items"]:
+            with contextlib.suppress(ApiException):
+                custom.patch_namespaced_custom_object(
+                    GROUP,
+                    VERSION,
+                    namespace,
+                    "gameservers",
+                    item["metadata"]["name"],
+                    {"metadata": {"finalizers": None}},
+                )
+    with contextlib.suppress(ApiException):
+        core.delete_namespace(namespace)
+    with contextlib.suppress(ApiException):
+        custom.delete_cluster_custom_object(GROUP, VERSION, "blueprints", blueprint)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--batches",
+        type=lambda text: [int(n) for n in text.split(",")],
+        default=[100, 500, 400],
+        help="GameServers created per batch, kept across batches (default 100,500,400)",
+    )
+    parser.add_argument("--threads", type=int, default=4, help="client threads creating objects")
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds per batch at most")
+    parser.add_argument("--idle", type=float, default=20.0, help="seconds of idle measurement")
+    run(parser.parse_args())
+
+
+if __name__ == "__main__":
+    main()
