@@ -16,6 +16,7 @@ from stellarstack.panel.api.routes import (
     auth,
     blueprints,
     health,
+    subusers,
 )
 from stellarstack.panel.context import PanelContext
 from stellarstack.panel.db.migrate import upgrade
@@ -88,4 +89,6 @@ def create_app(
     app.include_router(admin_infrastructure.router)
     app.include_router(blueprints.admin_router)
     app.include_router(blueprints.router)
+    app.include_router(subusers.router)
+    app.include_router(subusers.invitations_router)
     return app
