@@ -5,4 +5,5 @@ pytest_plugins = [
     "support.kube",
     "support.postgres",
     "support.panel",
+    "support.nodeproxy_process",
 ]

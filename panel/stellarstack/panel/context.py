@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from stellarstack.panel.backends.registry import BackendRegistry
 from stellarstack.panel.db.engine import make_engine, make_session_factory
 from stellarstack.panel.services.activity import ActivityRecorder
 from stellarstack.panel.settings import PanelSettings
@@ -32,6 +33,8 @@ class PanelContext:
     activity: ActivityRecorder = field(default_factory=ActivityRecorder)
     clock: Callable[[], datetime] = field(default=_utcnow)
     """Injected so tests can move time (TOTP steps, expiries) without sleeping."""
+    backends: BackendRegistry = field(default_factory=BackendRegistry)
+    """The backend of each Docker node and Kubernetes target servers run on."""
 
     @property
     def public_key_pem(self) -> str:
@@ -72,4 +75,5 @@ def build_context(settings: PanelSettings, *, engine: Engine | None = None) -> P
         engine=engine,
         sessions=make_session_factory(engine),
         signing_key=load_signing_key(key_file),
+        backends=BackendRegistry(kubeconfig=settings.kubeconfig),
     )

@@ -16,6 +16,7 @@ from stellarstack.panel.api.routes import (
     auth,
     blueprints,
     health,
+    servers,
     subusers,
 )
 from stellarstack.panel.context import PanelContext
@@ -38,6 +39,8 @@ def create_app(
         if migrate:
             upgrade(context.engine)
         async with contextlib.AsyncExitStack() as stack:
+            # Registered first, so it runs last: after the background tasks stopped.
+            stack.push_async_callback(context.backends.aclose_loop)
             for task in background or []:
                 await stack.enter_async_context(task(context))
             yield
@@ -89,6 +92,8 @@ def create_app(
     app.include_router(admin_infrastructure.router)
     app.include_router(blueprints.admin_router)
     app.include_router(blueprints.router)
+    app.include_router(servers.router)
+    app.include_router(servers.admin_router)
     app.include_router(subusers.router)
     app.include_router(subusers.invitations_router)
     return app
