@@ -58,6 +58,20 @@ class PanelSettings(BaseSettings):
     """Largest JSON request body accepted (file uploads stream to the backend instead)."""
     webhook_allowed: list[str] = Field(default_factory=list)
     """`address:port` pairs webhooks may reach although they are not public."""
+    console_connections_per_server: int = Field(default=8, ge=1, le=1000)
+    """Open console WebSockets per server (per panel process; a Docker node allows 8 by
+    default, one per panel socket)."""
+    console_connections_per_user: int = Field(default=8, ge=1, le=1000)
+    """Open console WebSockets per user, over all servers (per panel process)."""
+    console_message_bytes: int = Field(default=4096, ge=64, le=65536)
+    """Largest console message a client may send; a bigger one closes the socket (1009)."""
+    console_messages_per_second: float = Field(default=5.0, gt=0, le=100)
+    """Sustained console input rate per socket; bursts of twice that pass."""
+    console_flood_close_after: int = Field(default=20, ge=1, le=10000)
+    """Messages dropped for the rate in a row before the socket is closed (1008)."""
+    console_recheck_seconds: float = Field(default=3.0, gt=0, le=60)
+    """How often an open console re-checks the session or API key, the permission and the
+    server's suspension (also checked on every message)."""
     kubeconfig: Path | None = None
     """Kubeconfig for Kubernetes targets; in-cluster credentials when unset and in a Pod."""
 

@@ -14,8 +14,12 @@ from stellarstack.panel.api.routes import (
     admin_infrastructure,
     admin_users,
     auth,
+    backups,
     blueprints,
+    console,
+    files,
     health,
+    schedules,
     servers,
     subusers,
 )
@@ -96,4 +100,8 @@ def create_app(
     app.include_router(servers.admin_router)
     app.include_router(subusers.router)
     app.include_router(subusers.invitations_router)
+    app.include_router(console.router)
+    app.include_router(files.router)
+    app.include_router(backups.router)
+    app.include_router(schedules.router)
     return app

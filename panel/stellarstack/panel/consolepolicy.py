@@ -1,0 +1,186 @@
+"""Rules of the console WebSocket (pure): message parsing, rate limits, connection caps and
+the close codes a client sees.
+
+The console speaks JSON, one object per WebSocket text message:
+
+client -> panel  {"type": "command", "line": "say hi"}      needs console.write
+                 {"type": "power", "action": "restart"}     needs control.<action>
+panel -> client  {"type": "output", "line": "..."}
+                 {"type": "status", "state": "Running"}
+                 {"type": "stats", ...}
+                 {"type": "error", "code": "...", "message": "..."}
+
+A message the caller may not send is answered with an error and the socket stays open (a
+read-only viewer keeps watching); a message that breaks a limit (size, sustained flood) or a
+caller who loses access closes the socket with one of the codes below.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Literal
+
+POWER_ACTIONS = ("start", "stop", "restart", "kill")
+
+
+class CloseCode(IntEnum):
+    """Why the panel closed a console socket (4xxx: application codes, RFC 6455 7.4.2)."""
+
+    POLICY = 1008
+    """Sustained flooding after the rate-limit warnings."""
+    TOO_BIG = 1009
+    """A message above the size limit."""
+    TRY_AGAIN_LATER = 1013
+    """Too many console connections (to this server, or of this user)."""
+    UNAUTHENTICATED = 4401
+    """No valid credentials, or the session/API key was revoked or expired."""
+    FORBIDDEN = 4403
+    """The caller no longer holds console.read on the server (or the server is gone)."""
+    SUSPENDED = 4409
+    """The server was suspended."""
+    BACKEND = 4502
+    """The node or cluster running the server went away."""
+
+
+@dataclass(frozen=True)
+class Command:
+    line: str
+
+
+@dataclass(frozen=True)
+class Power:
+    action: Literal["start", "stop", "restart", "kill"]
+
+    @property
+    def node(self) -> str:
+        return f"control.{self.action}"
+
+
+@dataclass(frozen=True)
+class Invalid:
+    """A message that is not understood; `message` says what was expected."""
+
+    message: str
+
+
+ClientMessage = Command | Power | Invalid
+
+
+def parse_client_message(text: str) -> ClientMessage:
+    """What a client's text message asks for."""
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        return Invalid("messages are JSON objects")
+    if not isinstance(parsed, dict):
+        return Invalid("messages are JSON objects")
+    kind = parsed.get("type")
+    if kind == "command":
+        line = parsed.get("line")
+        if not isinstance(line, str) or not line:
+            return Invalid("line: a non-empty string is required")
+        if "\n" in line or "\r" in line:
+            return Invalid("line: must be a single line")
+        return Command(line)
+    if kind == "power":
+        action = parsed.get("action")
+        if action == "start" or action == "stop" or action == "restart" or action == "kill":
+            return Power(action)
+        return Invalid(f"action: one of {', '.join(POWER_ACTIONS)}")
+    return Invalid('type: "command" or "power"')
+
+
+@dataclass
+class TokenBucket:
+    """`rate` messages per second on average, bursts up to `burst`; time is passed in."""
+
+    rate: float
+    burst: float
+    tokens: float
+    updated: float
+
+    @classmethod
+    def full(cls, rate: float, burst: float, now: float) -> TokenBucket:
+        return cls(rate=rate, burst=burst, tokens=burst, updated=now)
+
+    def allow(self, now: float) -> bool:
+        self.tokens = min(self.burst, self.tokens + max(0.0, now - self.updated) * self.rate)
+        self.updated = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+
+@dataclass
+class FloodGuard:
+    """Drops messages over the rate; closes once `close_after` messages were dropped in a row
+    of refills (a client that keeps sending past the warnings is not a typist)."""
+
+    bucket: TokenBucket
+    close_after: int
+    dropped: int = 0
+
+    def check(self, now: float) -> Literal["ok", "drop", "close"]:
+        if self.bucket.allow(now):
+            self.dropped = 0
+            return "ok"
+        self.dropped += 1
+        return "close" if self.dropped >= self.close_after else "drop"
+
+
+@dataclass
+class ConnectionCaps:
+    """Open console sockets per server and per user, within one panel process."""
+
+    per_server: int
+    per_user: int
+    servers: dict[str, int] = field(default_factory=dict)
+    users: dict[str, int] = field(default_factory=dict)
+
+    def acquire(self, server_id: str, user_id: str) -> str | None:
+        """Count a new socket; None when allowed, else the reason it is refused."""
+        if self.servers.get(server_id, 0) >= self.per_server:
+            return f"too many console connections to this server (at most {self.per_server})"
+        if self.users.get(user_id, 0) >= self.per_user:
+            return f"too many console connections of this user (at most {self.per_user})"
+        self.servers[server_id] = self.servers.get(server_id, 0) + 1
+        self.users[user_id] = self.users.get(user_id, 0) + 1
+        return None
+
+    def release(self, server_id: str, user_id: str) -> None:
+        for counts, key in ((self.servers, server_id), (self.users, user_id)):
+            left = counts.get(key, 0) - 1
+            if left > 0:
+                counts[key] = left
+            else:
+                counts.pop(key, None)
+
+
+def api_key_from_subprotocols(offered: list[str], prefix: str) -> str | None:
+    """The API key a client put in `Sec-WebSocket-Protocol` as `<prefix><key>` (browsers
+    cannot set an Authorization header on a WebSocket; a query string would end up in logs)."""
+    for entry in offered:
+        if entry.startswith(prefix) and len(entry) > len(prefix):
+            return entry[len(prefix) :]
+    return None
+
+
+def same_origin(origin: str | None, public_url: str) -> bool:
+    """Whether a browser's Origin header names the panel itself (scheme, host and port)."""
+    if not origin:
+        return False
+    return _origin_of(origin) == _origin_of(public_url)
+
+
+def _origin_of(url: str) -> tuple[str, str, int]:
+    scheme, _, rest = url.strip().partition("://")
+    scheme = scheme.lower()
+    host_port = rest.split("/", 1)[0].lower()
+    host, colon, port = host_port.rpartition(":")
+    if not colon or "]" in port:
+        host, port = host_port, ""
+    default = 443 if scheme in {"https", "wss"} else 80
+    return scheme, host, int(port) if port.isdigit() else default
