@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Extra pytest arguments, e.g. `make test PYTEST_ARGS="-k egg -x"`.
 PYTEST_ARGS ?=
 
-.PHONY: install run test unit lint format crds check-generated bench clean image migration
+.PHONY: install run test unit e2e lint format crds check-generated bench clean image migration
 
 install: $(STAMP)
 
@@ -34,6 +34,11 @@ test: $(STAMP)
 
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+# The whole system on the test cluster: every example applied, run by the real operator process
+# (`make cluster`, `make images` and `make image` first; `make test` runs these too).
+e2e: $(STAMP)
+	$(BIN)/pytest tests/e2e $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -6,13 +6,13 @@ import socket
 import time
 
 
-def query(port: int) -> bytes:
+def query(port: int, host: str = "127.0.0.1") -> bytes:
     """The game's UDP server-info query: two packets; the second reply carries the name."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.settimeout(2)
-        sock.sendto(bytes.fromhex("0034000000000000"), ("127.0.0.1", port))
+        sock.sendto(bytes.fromhex("0034000000000000"), (host, port))
         time.sleep(0.3)
-        sock.sendto(bytes.fromhex("0035000000000000"), ("127.0.0.1", port))
+        sock.sendto(bytes.fromhex("0035000000000000"), (host, port))
         replies = b""
         try:
             while True:
