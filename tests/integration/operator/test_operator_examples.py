@@ -11,6 +11,7 @@ import yaml
 from kopf.testing import KopfRunner
 from kubernetes.client.exceptions import ApiException
 
+from stellarstack.operator.reconcile import default_stellarstack_image
 from support.kube import Kube
 from support.operator_cluster import GROUP, VERSION, GameServers, free_host_port
 
@@ -29,6 +30,7 @@ def test_armagetronad_example_runs_and_stops_cleanly(
     kube: Kube, kube_namespace: str, operator: KopfRunner, gameservers: GameServers
 ) -> None:
     kube.require_image(IMAGE)
+    kube.require_image(default_stellarstack_image())  # its config-file init container
     docs: list[dict[str, Any]] = list(yaml.safe_load_all(EXAMPLE.read_text()))
     blueprint = next(d for d in docs if d["kind"] == "Blueprint")
     gameserver = next(d for d in docs if d["kind"] == "GameServer")
