@@ -11,6 +11,11 @@ signs (`ServerTokenAuthenticator`), checked against the panel's public key and t
 audience. The GameServer and its Blueprint come from a file the operator writes (the deny-list
 and the disk quota are theirs); they are held in an in-memory `Store`, the same store the node
 agent keeps on disk, so the routes find them exactly as they do on a node.
+
+With `--sftp-listen` it also serves SFTP over the same store and directory (the node's
+`SftpService`, unchanged). The password of an SFTP login `<user>.<namespace>.<name>` is a
+server token for that server whose subject is `<user>`; its files scopes become the SFTP
+permission nodes (`TokenSftpAuthenticator`).
 """
 
 from __future__ import annotations
@@ -20,7 +25,9 @@ import asyncio
 import logging
 import os
 import signal
+import tempfile
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +41,11 @@ from stellarstack.api.blueprint import Blueprint
 from stellarstack.api.gameserver import GameServer
 from stellarstack.api.netpolicy import AddressPolicy
 from stellarstack.api.runtime import ServerKey
+from stellarstack.api.tokens import TokenError, verify_server_token
 from stellarstack.nodeproxy.api.auth import ServerTokenAuthenticator, depends
 from stellarstack.nodeproxy.api.files import files_router, install_file_error_handler
 from stellarstack.nodeproxy.diskusage import DiskUsageCache
+from stellarstack.nodeproxy.sftp import Permission, SftpGrant, SftpService
 from stellarstack.nodeproxy.store import Store
 
 DEFAULT_AUDIENCE = "kubernetes"
@@ -66,6 +75,10 @@ class FilesServiceConfig:
     """uid and gid every created file gets: the game's user (the Pod runs as it)."""
     pull_max_bytes: int = 2 * 1024**3
     pull_allowed: tuple[str, ...] = ()
+    sftp: tuple[str, int] | None = None
+    """Where SFTP listens; None: no SFTP."""
+    sftp_host_key: Path | None = None
+    """The SFTP host key (OpenSSH ed25519); required with `sftp`."""
 
     @property
     def key(self) -> ServerKey:
@@ -132,11 +145,23 @@ def load_public_key(path: Path) -> Ed25519PublicKey:
     return key
 
 
-def parse_listen(value: str) -> tuple[str, int]:
+def check_host_key(path: Path | None) -> None:
+    """The SFTP host key must be a readable OpenSSH (or PEM) private key."""
+    import asyncssh
+
+    if path is None:
+        raise FilesConfigError("--sftp-host-key: required with --sftp-listen")
+    try:
+        asyncssh.import_private_key(path.read_bytes())
+    except (OSError, asyncssh.KeyImportError) as exc:
+        raise FilesConfigError(f"--sftp-host-key: not a usable private key ({exc})") from None
+
+
+def parse_listen(value: str, flag: str) -> tuple[str, int]:
     """`host:port` or `[v6]:port`."""
     host, sep, port = value.rpartition(":")
     if not sep or not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise FilesConfigError(f"--listen: expected host:port, got {value!r}")
+        raise FilesConfigError(f"{flag}: expected host:port, got {value!r}")
     return host.strip("[]") or "0.0.0.0", int(port)
 
 
@@ -175,17 +200,70 @@ class OneServerServices:
     runtime: OneServerRuntime
 
 
-def create_files_app(config: FilesServiceConfig) -> FastAPI:
-    """The files API of `config.gameserver` under the node API's paths, plus `/healthz`."""
+# What each token scope allows over SFTP (the file manager's scopes, the SFTP nodes).
+_SFTP_PERMISSIONS: dict[str, tuple[Permission, ...]] = {
+    "files.read": (Permission.READ,),
+    "files.write": (Permission.CREATE, Permission.UPDATE),
+    "files.delete": (Permission.DELETE,),
+}
+
+
+class TokenSftpAuthenticator:
+    """SFTP logins with a server token as the password (an `SftpAuthenticator`).
+
+    The token must verify against the panel's key and audience, name the server logged in to,
+    and have been issued to the user named in the login, so the session (and its log lines)
+    is the panel user's. Any files scope allows logging in; public keys are not accepted (the
+    panel holds no user keys for this service). Tokens expire; a session that is open keeps
+    going, as on a node after a users-file change.
+    """
+
+    def __init__(self, panel_key: Ed25519PublicKey, *, audience: str) -> None:
+        self._panel_key = panel_key
+        self._audience = audience
+
+    async def authorize(
+        self,
+        user: str,
+        namespace: str,
+        name: str,
+        *,
+        password: str | None = None,
+        public_key: str | None = None,
+    ) -> SftpGrant | None:
+        if password is None:
+            return None
+        try:
+            grant = verify_server_token(
+                password, self._panel_key, audience=self._audience, now=datetime.now(UTC)
+            )
+        except TokenError:
+            return None
+        if (grant.namespace, grant.name, grant.subject) != (namespace, name, user):
+            return None
+        permissions = {p for scope in grant.scopes for p in _SFTP_PERMISSIONS.get(scope, ())}
+        if not permissions:
+            return None
+        permissions.add(Permission.SFTP)
+        return SftpGrant(user, namespace, name, frozenset(p.value for p in permissions))
+
+
+def build_services(config: FilesServiceConfig) -> OneServerServices:
+    """The one-server store and runtime both the HTTP routes and SFTP use."""
     if not config.root.is_dir():
         raise FilesConfigError(f"--root: {config.root} is not a directory")
     # An in-memory store: the two resources come from the operator's file at every start.
     store = Store(Path(":memory:"))
     store.put(config.blueprint)
     store.put(config.gameserver)
-    services = OneServerServices(
-        config, store, OneServerRuntime(config.key, config.root, config.owner)
-    )
+    return OneServerServices(config, store, OneServerRuntime(config.key, config.root, config.owner))
+
+
+def create_files_app(
+    config: FilesServiceConfig, services: OneServerServices | None = None
+) -> FastAPI:
+    """The files API of `config.gameserver` under the node API's paths, plus `/healthz`."""
+    services = services or build_services(config)
     app = FastAPI(
         title="StellarStack files service",
         version="v1",
@@ -208,7 +286,10 @@ def run_files(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
         gameserver, blueprint = load_resources(args.resources, args.server)
-        host, port = parse_listen(args.listen)
+        host, port = parse_listen(args.listen, "--listen")
+        sftp = parse_listen(args.sftp_listen, "--sftp-listen") if args.sftp_listen else None
+        if sftp is not None:
+            check_host_key(args.sftp_host_key)
         config = FilesServiceConfig(
             root=args.root,
             gameserver=gameserver,
@@ -217,16 +298,19 @@ def run_files(args: argparse.Namespace) -> int:
             audience=args.audience,
             host=host,
             port=port,
+            sftp=sftp,
+            sftp_host_key=args.sftp_host_key,
         )
-        app = create_files_app(config)
+        services = build_services(config)
+        app = create_files_app(config, services)
     except FilesConfigError as exc:
         log.error("%s", exc)
         return 2
-    asyncio.run(_serve(app, config))
+    asyncio.run(_serve(app, config, services))
     return 0
 
 
-async def _serve(app: FastAPI, config: FilesServiceConfig) -> None:
+async def _serve(app: FastAPI, config: FilesServiceConfig, services: OneServerServices) -> None:
     import uvicorn
 
     server = uvicorn.Server(
@@ -235,4 +319,37 @@ async def _serve(app: FastAPI, config: FilesServiceConfig) -> None:
     # uvicorn shuts down on SIGTERM (how the kubelet stops the Pod), then raises the signal
     # again for whatever handler was there before; this one makes that a clean exit 0.
     signal.signal(signal.SIGTERM, lambda *_: None)
-    await server.serve()
+    with tempfile.TemporaryDirectory(prefix="stellarstack-sftp-") as scratch:
+        sftp = _sftp_service(config, services, Path(scratch))
+        try:
+            if sftp is not None:
+                await sftp.start()
+            await server.serve()
+        finally:
+            if sftp is not None:
+                await sftp.close()
+
+
+def _sftp_service(
+    config: FilesServiceConfig, services: OneServerServices, scratch: Path
+) -> SftpService | None:
+    if config.sftp is None or config.sftp_host_key is None:
+        return None
+    # The key arrives in a mounted Secret: read-only, and group-readable once the kubelet
+    # applies the Pod's fsGroup, which the host-key loader rightly refuses to use as it is. A
+    # private 0600 copy in a private directory is what it expects.
+    host_key = scratch / "ssh_host_ed25519_key"
+    fd = os.open(host_key, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(config.sftp_host_key.read_bytes())
+    host, port = config.sftp
+    runtime = services.runtime
+    return SftpService(
+        store=services.store,
+        data_dir=lambda namespace, name: runtime.prepare_data_dir(ServerKey(namespace, name)),
+        authenticator=TokenSftpAuthenticator(config.public_key, audience=config.audience),
+        host_key=host_key,
+        owner=config.owner,
+        host=host,
+        port=port,
+    )

@@ -52,6 +52,12 @@ def register(commands: Any) -> None:
         help="audience the server tokens must carry (default: kubernetes)",
     )
     files.add_argument("--listen", default="0.0.0.0:8080", metavar="HOST:PORT")
+    files.add_argument(
+        "--sftp-listen", default=None, metavar="HOST:PORT", help="also serve SFTP here"
+    )
+    files.add_argument(
+        "--sftp-host-key", type=Path, default=None, help="the SFTP host key (OpenSSH ed25519)"
+    )
     files.set_defaults(handler=_run_files)
 
 

@@ -6,7 +6,9 @@ in a small Pod of their own instead, `<name>-files`, made on demand: it runs whi
 GameServer carries a recent `stellarstack.io/files-requested-at` (an RFC 3339 time the panel
 bumps whenever someone uses the file manager) and is removed once that is older than the idle
 timeout. It mounts the same data volume and runs `stellarstack nodeproxy files`, the node
-API's files routes for this one server, behind a ClusterIP Service `<name>-files`.
+API's files routes and SFTP for this one server, behind a ClusterIP Service `<name>-files`.
+Its SSH host key lives in a Secret `<name>-files-ssh` made once, so the key (and the
+fingerprint clients remember) outlives the on-demand Pods.
 
 No Kubernetes client here (an import-linter contract keeps it so); `filesreconcile` applies
 what these functions decide.
@@ -45,6 +47,10 @@ COMPONENT = "files"
 CONTAINER = "files"
 PORT = 8080
 PORT_NAME = "http"
+SFTP_PORT = 2022
+SFTP_PORT_NAME = "sftp"
+SSH_DIR = "/etc/stellarstack/ssh"
+HOST_KEY_ITEM = "ssh_host_ed25519_key"
 DATA_PATH = "/data"
 CONFIG_DIR = "/etc/stellarstack/files"
 RESOURCES_FILE = "server.yaml"
@@ -91,6 +97,11 @@ class FilesSettings(BaseSettings):
 def files_name(gameserver_name: str) -> str:
     """Name of the files Pod, its Service and its ConfigMap."""
     return f"{gameserver_name}-files"
+
+
+def host_key_secret_name(gameserver_name: str) -> str:
+    """The Secret with the files service's SSH host key."""
+    return f"{gameserver_name}-files-ssh"
 
 
 def files_labels(gameserver: GameServer) -> dict[str, str]:
@@ -227,6 +238,20 @@ def desired_files_config_map(
     }
 
 
+def desired_host_key_secret(gameserver: GameServer, private_key_openssh: str) -> Manifest:
+    """The SFTP host key, made once per GameServer (the operator only ever creates it, and
+    garbage collection removes it with the GameServer)."""
+    meta = _metadata(gameserver)
+    meta["name"] = host_key_secret_name(gameserver.metadata.name or "")
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": meta,
+        "type": "Opaque",
+        "stringData": {HOST_KEY_ITEM: private_key_openssh},
+    }
+
+
 def files_config_digest(config_map: Manifest) -> str:
     """A digest of a ConfigMap's data: the files Pod records the one it started with."""
     data = json.dumps(config_map.get("data") or {}, sort_keys=True).encode()
@@ -266,8 +291,15 @@ def desired_files_pod(
             settings.audience,
             "--listen",
             f"0.0.0.0:{PORT}",
+            "--sftp-listen",
+            f"0.0.0.0:{SFTP_PORT}",
+            "--sftp-host-key",
+            f"{SSH_DIR}/{HOST_KEY_ITEM}",
         ],
-        "ports": [{"name": PORT_NAME, "containerPort": PORT, "protocol": "TCP"}],
+        "ports": [
+            {"name": PORT_NAME, "containerPort": PORT, "protocol": "TCP"},
+            {"name": SFTP_PORT_NAME, "containerPort": SFTP_PORT, "protocol": "TCP"},
+        ],
         "readinessProbe": {
             "httpGet": {"path": "/healthz", "port": PORT},
             "periodSeconds": 2,
@@ -287,6 +319,7 @@ def desired_files_pod(
         "volumeMounts": [
             {"name": "data", "mountPath": DATA_PATH},
             {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
+            {"name": "ssh", "mountPath": SSH_DIR, "readOnly": True},
             {"name": "tmp", "mountPath": "/tmp"},
         ],
         "terminationMessagePolicy": "FallbackToLogsOnError",
@@ -313,6 +346,14 @@ def desired_files_pod(
             {
                 "name": "config",
                 "configMap": {"name": files_name(name), "defaultMode": 0o444},
+            },
+            {
+                "name": "ssh",
+                "secret": {
+                    "secretName": host_key_secret_name(name),
+                    "items": [{"key": HOST_KEY_ITEM, "path": HOST_KEY_ITEM}],
+                    "defaultMode": 0o400,
+                },
             },
             {"name": "tmp", "emptyDir": {"sizeLimit": TMP_SIZE_LIMIT}},
         ],
@@ -343,8 +384,8 @@ def desired_files_pod(
 
 
 def desired_files_service(gameserver: GameServer) -> Manifest:
-    """ClusterIP only: the panel reaches it through the API server's service proxy (or from
-    inside the cluster at its cluster IP); players never need the HTTP API directly."""
+    """ClusterIP only: the panel reaches the HTTP API through the API server's service proxy
+    (or from inside the cluster at its cluster IP); SFTP is reachable inside the cluster."""
     name = gameserver.metadata.name or ""
     return {
         "apiVersion": "v1",
@@ -354,7 +395,13 @@ def desired_files_service(gameserver: GameServer) -> Manifest:
             "type": "ClusterIP",
             "selector": {LABEL_GAMESERVER: name, LABEL_COMPONENT: COMPONENT},
             "ports": [
-                {"name": PORT_NAME, "port": PORT, "targetPort": PORT_NAME, "protocol": "TCP"}
+                {"name": PORT_NAME, "port": PORT, "targetPort": PORT_NAME, "protocol": "TCP"},
+                {
+                    "name": SFTP_PORT_NAME,
+                    "port": SFTP_PORT,
+                    "targetPort": SFTP_PORT_NAME,
+                    "protocol": "TCP",
+                },
             ],
         },
     }

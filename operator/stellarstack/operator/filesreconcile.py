@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
@@ -31,6 +33,7 @@ from stellarstack.operator.filespod import (
     desired_files_config_map,
     desired_files_pod,
     desired_files_service,
+    desired_host_key_secret,
     files_config_digest,
     files_name,
     is_files_object,
@@ -57,6 +60,8 @@ class FilesReconciler:
         # The last warning posted per GameServer, so a standing problem is one Event, not one
         # every timer tick.
         self._warned: dict[tuple[str, str], str] = {}
+        # GameServers (by uid) whose host key Secret exists: it is created once, never read.
+        self._host_keys: set[str] = set()
 
     async def reconcile(self, body: Mapping[str, Any]) -> None:
         meta = body["metadata"]
@@ -116,6 +121,7 @@ class FilesReconciler:
             await self._wait_gone(namespace, pod_name)
             existing = None
         if existing is None:
+            await self._ensure_host_key(gameserver)
             game_pod = await self.kube.read("Pod", namespace, builders.pod_name(name))
             node = compute_files_node(gameserver, game_pod, pvc)
             await self.kube.ensure(
@@ -138,6 +144,26 @@ class FilesReconciler:
                 await self.kube.delete(kind, namespace, files_name(name))
         log.info("removing the files service of %s/%s", namespace, name)
         await self.kube.delete("Pod", namespace, files_name(name), grace_seconds=5)
+
+    async def _ensure_host_key(self, gameserver: GameServer) -> None:
+        """Create the SFTP host key Secret unless it exists. The operator may create Secrets
+        but not read them (its ClusterRole has no `get` on secrets), so an existing one (409)
+        is left as it is: that is the key clients already know."""
+        uid = gameserver.metadata.uid or ""
+        if uid in self._host_keys:
+            return
+        private = Ed25519PrivateKey.generate().private_bytes(
+            Encoding.PEM, PrivateFormat.OpenSSH, NoEncryption()
+        )
+        secret = desired_host_key_secret(gameserver, private.decode())
+        try:
+            await asyncio.to_thread(
+                self.kube.core.create_namespaced_secret, secret["metadata"]["namespace"], secret
+            )
+        except ApiException as error:
+            if error.status != 409:
+                raise
+        self._host_keys.add(uid)
 
     async def _name_taken(self, namespace: str, name: str) -> str | None:
         for kind in ("Pod", "Service", "ConfigMap"):

@@ -1,8 +1,9 @@
 """`stellarstack nodeproxy files` as a real process on loopback: one server's files, the node
-API's routes, panel-signed server tokens only."""
+API's routes and SFTP, panel-signed server tokens only."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import os
 import shutil
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import asyncssh
 import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -38,10 +40,11 @@ def token(
     name: str = NAME,
     scopes: frozenset[str] = ALL_FILES,
     audience: str = "kubernetes",
+    subject: str = "alice",
 ) -> str:
     now = datetime.now(UTC)
     grant = ServerGrant(
-        subject="alice",
+        subject=subject,
         namespace=namespace,
         name=name,
         scopes=scopes,
@@ -81,6 +84,8 @@ class Service:
     url: str
     root: Path
     key: Ed25519PrivateKey
+    sftp_port: int
+    host_key: asyncssh.SSHKey
 
 
 @pytest.fixture
@@ -89,7 +94,9 @@ def service(tmp_path: Path) -> Iterator[Service]:
     resources, public = write_inputs(tmp_path, key)
     root = tmp_path / "data"
     root.mkdir()
-    port = free_port()
+    host_key = asyncssh.generate_private_key("ssh-ed25519")
+    (tmp_path / "host_key").write_bytes(host_key.export_private_key("openssh"))
+    port, sftp_port = free_port(), free_port()
     log = (tmp_path / "files.log").open("w")
     process = subprocess.Popen(
         [
@@ -106,6 +113,10 @@ def service(tmp_path: Path) -> Iterator[Service]:
             str(public),
             "--listen",
             f"127.0.0.1:{port}",
+            "--sftp-listen",
+            f"127.0.0.1:{sftp_port}",
+            "--sftp-host-key",
+            str(tmp_path / "host_key"),
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -123,7 +134,7 @@ def service(tmp_path: Path) -> Iterator[Service]:
             assert process.poll() is None, (tmp_path / "files.log").read_text()
             assert time.monotonic() < deadline, "the files service did not answer in 30 s"
             time.sleep(0.2)
-        yield Service(url, root, key)
+        yield Service(url, root, key, sftp_port, host_key)
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -255,3 +266,67 @@ def test_bad_inputs_are_refused_naming_the_flag(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert "--public-key-file" in done.stderr
+
+
+async def sftp_login(service: Service, user: str, password: str) -> asyncssh.SSHClientConnection:
+    return await asyncio.wait_for(
+        asyncssh.connect(
+            "127.0.0.1",
+            service.sftp_port,
+            username=user,
+            password=password,
+            client_keys=None,
+            known_hosts=None,
+            agent_path=None,
+            config=None,
+        ),
+        timeout=30,
+    )
+
+
+async def test_sftp_login_with_a_server_token(service: Service) -> None:
+    (service.root / "installed.txt").write_text("installed\n")
+    async with (
+        await sftp_login(service, f"alice.{NAMESPACE}.{NAME}", token(service.key)) as conn,
+        conn.start_sftp_client() as sftp,
+    ):
+        assert conn.get_server_host_key().get_fingerprint() == service.host_key.get_fingerprint()
+        assert "installed.txt" in await sftp.listdir("/")
+        async with sftp.open("/installed.txt", "rb") as handle:
+            assert await handle.read() == b"installed\n"
+        async with sftp.open("/uploaded.cfg", "wb") as handle:
+            await handle.write(b"x=1\n")
+        with pytest.raises(asyncssh.SFTPPermissionDenied):
+            await sftp.open("/a.secret", "wb")  # the Blueprint's deny-list
+    assert (service.root / "uploaded.cfg").read_bytes() == b"x=1\n"
+
+
+async def test_sftp_permissions_follow_the_token_scopes(service: Service) -> None:
+    read_only = token(service.key, scopes=frozenset({"files.read"}))
+    async with (
+        await sftp_login(service, f"alice.{NAMESPACE}.{NAME}", read_only) as conn,
+        conn.start_sftp_client() as sftp,
+    ):
+        await sftp.listdir("/")
+        with pytest.raises(asyncssh.SFTPPermissionDenied):
+            await sftp.open("/new.cfg", "wb")
+    assert not (service.root / "new.cfg").exists()
+
+
+@pytest.mark.parametrize(
+    ("user", "make_token"),
+    [
+        ("bob", lambda key: token(key)),  # issued to alice, presented by bob
+        ("alice", lambda key: token(key, name="other")),
+        ("alice", lambda key: token(key, audience="node-1")),
+        ("alice", lambda key: token(Ed25519PrivateKey.generate())),
+        ("alice", lambda key: token(key, scopes=frozenset({"console.read"}))),
+        ("alice", lambda key: "t" * 48),
+    ],
+)
+async def test_sftp_refuses_other_credentials(
+    service: Service, user: str, make_token: object
+) -> None:
+    password = make_token(service.key)  # type: ignore[operator]
+    with pytest.raises(asyncssh.PermissionDenied):
+        await sftp_login(service, f"{user}.{NAMESPACE}.{NAME}", password)

@@ -1,14 +1,16 @@
 """A GameServer's files on the cluster: the files Pod appears on request, serves the node API's
 files routes through the API server's service proxy (as a panel outside the cluster reaches
-it), with panel-signed server tokens only, and goes away once the requests stop."""
+it) and SFTP, with panel-signed server tokens only, and goes away once the requests stop."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncssh
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
@@ -206,3 +208,77 @@ def test_files_pod_serves_on_request_and_goes_when_idle(
     kube.wait_for_pod_ready(kube_namespace, files, timeout=120)
     status, body = call("GET", "content", path="config/a.properties", token=token)
     assert (status, body) == (200, b"motd=from the panel\n")
+
+
+async def _sftp_session(address: str, user: str, password: str) -> tuple[str, list[str], bytes]:
+    """Log in, list, download a file and upload one; the host key's fingerprint and results."""
+    async with (
+        asyncssh.connect(
+            address,
+            2022,
+            username=user,
+            password=password,
+            client_keys=None,
+            known_hosts=None,
+            agent_path=None,
+            config=None,
+            connect_timeout=30,
+        ) as conn,
+        conn.start_sftp_client() as sftp,
+    ):
+        names = sorted(await sftp.listdir("/"))
+        async with sftp.open("/installed.txt", "rb") as handle:
+            content = await handle.read()
+        async with sftp.open("/via-sftp.txt", "wb") as handle:
+            await handle.write(b"over sftp\n")
+        return conn.get_server_host_key().get_fingerprint(), names, content
+
+
+def test_files_pod_serves_sftp_with_a_host_key_that_outlives_the_pod(
+    kube: Kube,
+    kube_namespace: str,
+    files_operator: KopfRunner,
+    panel_key: Ed25519PrivateKey,
+    blueprint: Callable[..., str],
+    gameservers: GameServers,
+) -> None:
+    kube.require_pod_network()
+    bp = blueprint()
+    name = f"sftp-{secrets.token_hex(3)}"
+    gameservers.create(gameserver_doc(name, bp, power={"state": "Stopped"}))
+    gameservers.wait_state(name, "Stopped", timeout=180)
+    files = f"{name}-files"
+    request_files(kube, kube_namespace, name)
+    pod = kube.wait_for_pod_ready(kube_namespace, files, timeout=120)
+    token = server_token(panel_key, kube_namespace, name)
+    user = f"alice.{kube_namespace}.{name}"
+
+    fingerprint, names, content = asyncio.run(_sftp_session(pod.status.pod_ip, user, token))
+    assert "installed.txt" in names
+    assert content == b"installed\n"
+    status, body = through_proxy(
+        kube,
+        kube_namespace,
+        files,
+        "GET",
+        f"/api/v1/namespaces/{kube_namespace}/gameservers/{name}/files/content",
+        {"path": "via-sftp.txt", "token": token},
+    )
+    assert (status, body) == (200, b"over sftp\n")
+    other = server_token(panel_key, kube_namespace, f"{name}-other")
+    with pytest.raises(asyncssh.PermissionDenied):
+        asyncio.run(_sftp_session(pod.status.pod_ip, user, other))
+
+    # A files Pod deleted by hand comes back while requests are recent, with the same host key.
+    kube.core.delete_namespaced_pod(files, kube_namespace, grace_period_seconds=0)
+    kube.wait_for(
+        "files Pod recreated",
+        lambda: (
+            (p := _read(kube, "Pod", kube_namespace, files)) is not None
+            and p.metadata.uid != pod.metadata.uid
+        ),
+        timeout=60,
+        interval=1.0,
+    )
+    again = kube.wait_for_pod_ready(kube_namespace, files, timeout=120)
+    assert asyncio.run(_sftp_session(again.status.pod_ip, user, token))[0] == fingerprint

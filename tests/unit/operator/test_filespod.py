@@ -23,6 +23,7 @@ from stellarstack.operator.filespod import (
     desired_files_config_map,
     desired_files_pod,
     desired_files_service,
+    desired_host_key_secret,
     files_config_digest,
     is_files_object,
     parse_requested_at,
@@ -234,3 +235,23 @@ def test_settings_name_the_bad_variable(monkeypatch: pytest.MonkeyPatch) -> None
         FilesSettings()
     monkeypatch.setenv("STELLARSTACK_OPERATOR_FILES_PUBLIC_KEY_CONFIG_MAP", "ns/key")
     assert FilesSettings().idle_timeout == timedelta(minutes=1)
+
+
+def test_sftp_runs_beside_http_with_a_host_key_from_its_secret() -> None:
+    _, pod, service = render()
+    (container,) = pod["spec"]["containers"]
+    command = container["command"]
+    assert command[command.index("--sftp-listen") + 1] == "0.0.0.0:2022"
+    key_path = command[command.index("--sftp-host-key") + 1]
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "ssh")
+    assert key_path.startswith(mount["mountPath"] + "/")
+    assert mount["readOnly"] is True
+    volume = next(v for v in pod["spec"]["volumes"] if v["name"] == "ssh")
+    assert volume["secret"]["secretName"] == "toy-1-files-ssh"
+    assert volume["secret"]["defaultMode"] == 0o400
+    assert [p["port"] for p in service["spec"]["ports"]] == [8080, 2022]
+    secret = desired_host_key_secret(gameserver(), "-----BEGIN OPENSSH PRIVATE KEY-----\n")
+    assert secret["metadata"]["name"] == "toy-1-files-ssh"
+    assert secret["metadata"]["ownerReferences"][0]["uid"] == "0000-1111"
+    assert is_files_object(secret, "toy-1")
+    assert list(secret["stringData"]) == [key_path.rsplit("/", 1)[1]]
