@@ -116,7 +116,7 @@ def on_backend(
         raise ApiError(status.HTTP_502_BAD_GATEWAY, "backend_error", str(exc)) from exc
 
 
-def _field_of(problem: str) -> tuple[str, str]:
+def problem_field(problem: str) -> tuple[str, str]:
     """`spec.variables.X: message` → (`body.variables.X`, message)."""
     path, _, message = problem.partition(": ")
     if path.startswith("spec."):
@@ -127,7 +127,7 @@ def _field_of(problem: str) -> tuple[str, str]:
 
 
 def _invalid_document(problems: list[str]) -> ApiError:
-    fields = [FieldProblem(field=f, message=m) for f, m in map(_field_of, problems)] or [
+    fields = [FieldProblem(field=f, message=m) for f, m in map(problem_field, problems)] or [
         FieldProblem(field="body", message="invalid")
     ]
     first = fields[0]
