@@ -28,6 +28,8 @@ CHART = REPO / "charts" / "stellarstack"
 # The oldest Kubernetes the chart supports (Chart.yaml kubeVersion; the CRDs' CEL rules).
 KUBERNETES_VERSION = "1.29"
 RELEASE, NAMESPACE = "stellarstack", "stellarstack-system"
+# Not generated from our models: Kopf's own kinds, for peering between operator replicas.
+KOPF_PEERING_CRDS = {"clusterkopfpeerings.kopf.dev.yaml", "kopfpeerings.kopf.dev.yaml"}
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "defaults": {},
@@ -161,6 +163,10 @@ def test_defaults_pass_the_schema() -> None:
         ({"operator": {"watchNamespaces": ["Not_A_Namespace"]}}, "watchNamespaces"),
         ({"operator": {"watchNamespaces": "games"}}, "watchNamespaces"),
         ({"operator": {"livenessPort": 80}}, "livenessPort"),
+        ({"operator": {"logFormat": "xml"}}, "logFormat"),
+        ({"operator": {"metrics": {"port": 70000}}}, "port"),
+        ({"operator": {"metrics": {"enabled": "yes"}}}, "enabled"),
+        ({"operator": {"metrics": {"path": "/m"}}}, "path"),
         ({"operator": {"resources": {"requests": {"gpu": 1}}}}, "gpu"),
         ({"operator": {"resources": {"limits": {"memory": "lots"}}}}, "memory"),
         ({"operator": {"serviceAccount": {"create": "yes"}}}, "create"),
@@ -184,8 +190,10 @@ def test_rendered_objects_are_valid_kubernetes(variant: str) -> None:
     objects = render(VARIANTS[variant])
     assert objects
     for obj in objects:
+        if obj["apiVersion"] == "kopf.dev/v1":
+            continue  # Kopf's peering objects: checked against their CRD in the peering test
         kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
-        namespaced = obj["kind"] not in {"ClusterRole", "ClusterRoleBinding"}
+        namespaced = obj["kind"] not in {"ClusterRole", "ClusterRoleBinding", "ClusterKopfPeering"}
         assert ("namespace" in obj["metadata"]) == namespaced, obj["metadata"]["name"]
         if namespaced:
             assert obj["metadata"]["namespace"] == NAMESPACE
@@ -256,15 +264,23 @@ def test_operator_deployment_standalone() -> None:
         "operator",
         "--liveness",
         "http://0.0.0.0:8080/healthz",
+        "--metrics-port",
+        "9090",
+        "--log-format",
+        "json",
         "--standalone",
     ]
     assert spec["replicas"] == 1
     assert spec["strategy"] == {"type": "Recreate"}
     probe = container["livenessProbe"]["httpGet"]
     assert probe["path"] == "/healthz"
-    assert container["ports"] == [{"name": "liveness", "containerPort": 8080, "protocol": "TCP"}]
+    assert container["ports"] == [
+        {"name": "liveness", "containerPort": 8080, "protocol": "TCP"},
+        {"name": "metrics", "containerPort": 9090, "protocol": "TCP"},
+    ]
     assert probe["port"] == "liveness"
     assert not [o for o in objects if o["kind"] == "PodDisruptionBudget"]
+    assert not [o for o in objects if o["apiVersion"] == "kopf.dev/v1"]
     mounts = {m["mountPath"] for m in container["volumeMounts"]}
     assert mounts == {"/tmp"}
 
@@ -288,12 +304,86 @@ def test_replicated_operator_peers_and_has_a_disruption_budget() -> None:
     spec = find(objects, "Deployment")["spec"]
     args = spec["template"]["spec"]["containers"][0]["args"]
     assert "--standalone" not in args
-    assert args[3:] == ["--namespace", "games", "--namespace", "events", "--verbose"]
+    peering = args[args.index("--peering") + 1]
+    assert peering == "stellarstack-operator"
+    assert args[-5:] == ["--namespace", "games", "--namespace", "events", "--verbose"]
+    # Watching two namespaces, Kopf peers in each: one KopfPeering of that name in each.
+    peerings = [o for o in objects if o["apiVersion"] == "kopf.dev/v1"]
+    assert {(o["kind"], o["metadata"]["name"], o["metadata"]["namespace"]) for o in peerings} == {
+        ("KopfPeering", peering, "games"),
+        ("KopfPeering", peering, "events"),
+    }
     assert "strategy" not in spec
     budget = find(objects, "PodDisruptionBudget")
     assert budget["spec"]["minAvailable"] == 1
     assert budget["spec"]["selector"] == spec["selector"]
     assert spec["template"]["spec"]["serviceAccountName"] == "custom-sa"
+
+
+def test_replicas_watching_every_namespace_share_one_cluster_peering() -> None:
+    objects = render({"operator": {"replicas": 2}})
+    args = find(objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
+    peerings = [o for o in objects if o["apiVersion"] == "kopf.dev/v1"]
+    assert [(o["kind"], o["metadata"]["name"]) for o in peerings] == [
+        ("ClusterKopfPeering", args[args.index("--peering") + 1])
+    ]
+    assert "namespace" not in peerings[0]["metadata"]
+    # Distinct per release, like every cluster-scoped name.
+    other = render({"operator": {"replicas": 2}}, name="games")
+    assert [o["metadata"]["name"] for o in other if o["kind"] == "ClusterKopfPeering"] == [
+        "stellarstack-games-operator"
+    ]
+
+
+def test_peering_crds_match_what_kopf_uses() -> None:
+    # Kopf finds its peering kinds by group, version and plural, and patches `status` on the
+    # object itself: no status subresource, and the status keeps any field (one per replica).
+    for plural, kind, scope in [
+        ("clusterkopfpeerings", "ClusterKopfPeering", "Cluster"),
+        ("kopfpeerings", "KopfPeering", "Namespaced"),
+    ]:
+        crd = yaml.safe_load((CHART / "crds" / f"{plural}.kopf.dev.yaml").read_text())
+        spec = crd["spec"]
+        assert (spec["group"], spec["names"]["plural"], spec["names"]["kind"], spec["scope"]) == (
+            "kopf.dev",
+            plural,
+            kind,
+            scope,
+        )
+        (version,) = spec["versions"]
+        assert version["name"] == "v1"
+        assert "subresources" not in version
+        status = version["schema"]["openAPIV3Schema"]["properties"]["status"]
+        assert status["x-kubernetes-preserve-unknown-fields"] is True
+
+
+def test_metrics_port_service_and_scrape_annotations() -> None:
+    objects = render({"operator": {"podAnnotations": {"example.com/team": "games"}}})
+    template = find(objects, "Deployment")["spec"]["template"]
+    assert template["metadata"]["annotations"] == {
+        "example.com/team": "games",
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": "9090",
+        "prometheus.io/path": "/metrics",
+    }
+    service = find(objects, "Service")
+    assert service["metadata"]["name"] == "stellarstack-operator-metrics"
+    assert service["spec"]["ports"] == [
+        {"name": "metrics", "port": 9090, "targetPort": "metrics", "protocol": "TCP"}
+    ]
+    assert (
+        service["spec"]["selector"]
+        == find(objects, "Deployment")["spec"]["selector"]["matchLabels"]
+    )
+    # Off: no port, no argument, no Service, no scrape annotations.
+    objects = render({"operator": {"metrics": {"enabled": False}, "logFormat": "text"}})
+    template = find(objects, "Deployment")["spec"]["template"]
+    container = template["spec"]["containers"][0]
+    assert "--metrics-port" not in container["args"]
+    assert container["args"][container["args"].index("--log-format") + 1] == "text"
+    assert [p["name"] for p in container["ports"]] == ["liveness"]
+    assert "annotations" not in template["metadata"]
+    assert not [o for o in objects if o["kind"] == "Service"]
 
 
 def test_disabled_parts_render_nothing() -> None:
@@ -341,7 +431,7 @@ def test_helm_test_pod() -> None:
 
 def test_chart_crds_are_the_generated_crds() -> None:
     generated = build_all_crds()
-    chart_crds = {path.name for path in (CHART / "crds").glob("*.yaml")}
+    chart_crds = {path.name for path in (CHART / "crds").glob("*.yaml")} - KOPF_PEERING_CRDS
     assert chart_crds == set(generated), "chart CRDs differ from the kinds; run `make crds`"
     for name, manifest in generated.items():
         text = (CHART / "crds" / name).read_text(encoding="utf-8")

@@ -59,6 +59,7 @@ log = logging.getLogger(__name__)
 _MAX_STEPS = 12
 ANNOTATION_BLUEPRINT_SEEN = "stellarstack.io/blueprint-generation"
 ANNOTATION_POD_ENDED = "stellarstack.io/pod-ended"
+_QUIET_STATES = {GameServerState.STOPPED, GameServerState.SUSPENDED}
 _WARNING_STATES = {GameServerState.ERROR, GameServerState.CRASHED, GameServerState.INSTALL_FAILED}
 STELLARSTACK_IMAGE_ENV = "STELLARSTACK_IMAGE"
 
@@ -79,6 +80,10 @@ class OperatorSettings:
     resync: timedelta = timedelta(seconds=10)
     """How often an idle GameServer is looked at again (a Pod that exited is seen by then)."""
     busy_resync: timedelta = timedelta(seconds=2)
+    quiet_resync: timedelta = timedelta(seconds=60)
+    """How often a Stopped or Suspended GameServer without a Pod is looked at again. Nothing
+    but a spec change or its Blueprint can move it, and both wake it at once; a short resync
+    would only cost a fleet of idle servers two API reads each, every few seconds."""
     """How soon to look again while something is under way (an install, a starting Pod)."""
     readiness_log_lines: int = 5000
     pod_gone_timeout: timedelta = timedelta(seconds=90)
@@ -220,7 +225,7 @@ class GameServerReconciler:
                 gameserver = gameserver.model_copy(update={"status": status})
             self.metrics.gameservers.record(namespace, workload_name(body), status.state)
             if step.action is Action.NONE:
-                return self._next_look(step, status)
+                return self._next_look(step, status, pod)
             try:
                 if step.action is Action.INSTALL:
                     assert workload is not None  # compute_step installs only valid servers
@@ -274,11 +279,13 @@ class GameServerReconciler:
         await self.kube.patch_gameserver_status(meta["namespace"], meta["name"], status)
         await self.kube.post_event(dict(body), "Warning", "InvalidSpec", message)
 
-    def _next_look(self, step: Step, status: GameServerStatus) -> timedelta:
+    def _next_look(self, step: Step, status: GameServerStatus, pod: Manifest | None) -> timedelta:
         if step.requeue_after is not None:
             return max(step.requeue_after, timedelta(seconds=1))
         if status.state in {GameServerState.STARTING, GameServerState.STOPPING}:
             return self.settings.busy_resync
+        if pod is None and status.state in _QUIET_STATES:
+            return self.settings.quiet_resync
         return self.settings.resync
 
     async def _observe(
