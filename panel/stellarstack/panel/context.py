@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from stellarstack.panel.backends.registry import BackendRegistry
 from stellarstack.panel.db.engine import make_engine, make_session_factory
+from stellarstack.panel.metrics import PanelMetrics
 from stellarstack.panel.services.activity import ActivityRecorder
 from stellarstack.panel.settings import PanelSettings
 
@@ -31,6 +32,7 @@ class PanelContext:
     sessions: sessionmaker[Session]
     signing_key: Ed25519PrivateKey
     activity: ActivityRecorder = field(default_factory=ActivityRecorder)
+    metrics: PanelMetrics = field(default_factory=PanelMetrics)
     clock: Callable[[], datetime] = field(default=_utcnow)
     """Injected so tests can move time (TOTP steps, expiries) without sleeping."""
     backends: BackendRegistry = field(default_factory=BackendRegistry)

@@ -59,6 +59,12 @@ PERMISSION_NODES: dict[str, dict[str, str]] = {
     "activity": {
         "activity.read": "See the server's activity log.",
     },
+    "webhooks": {
+        "webhooks.read": "See the server's webhooks and their delivery history.",
+        "webhooks.create": "Add webhooks for the server's events.",
+        "webhooks.update": "Change webhooks, rotate their secrets, test and redeliver.",
+        "webhooks.delete": "Delete webhooks.",
+    },
     "schedules": {
         "schedules.read": "See schedules.",
         "schedules.create": "Create schedules.",
@@ -122,6 +128,7 @@ _SCOPE_OF_CATEGORY = {
     "database": ("servers:read", "servers:write"),
     "split": ("servers:read", "servers:write"),
     "schedules": ("schedules:read", "schedules:write"),
+    "webhooks": ("webhooks:read", "webhooks:write"),
 }
 _SCOPE_OF_NODE = {
     "console.read": "console:read",

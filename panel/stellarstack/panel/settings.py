@@ -58,6 +58,16 @@ class PanelSettings(BaseSettings):
     """Largest JSON request body accepted (file uploads stream to the backend instead)."""
     webhook_allowed: list[str] = Field(default_factory=list)
     """`address:port` pairs webhooks may reach although they are not public."""
+    webhook_max_attempts: int = Field(default=8, ge=1, le=50)
+    """Delivery attempts of one event before it is marked failed."""
+    webhook_retry_base_seconds: float = Field(default=30.0, gt=0, le=3600)
+    """Wait after the first failed attempt; doubled after each further one (up to 6 hours)."""
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    """Connect and read timeout of one delivery attempt."""
+    webhook_poll_seconds: float = Field(default=2.0, gt=0, le=300)
+    """How often the delivery worker looks for due deliveries."""
+    metrics_token: SecretStr | None = None
+    """When set, `/metrics` requires `Authorization: Bearer <token>`; open otherwise."""
     console_connections_per_server: int = Field(default=8, ge=1, le=1000)
     """Open console WebSockets per server (per panel process; a Docker node allows 8 by
     default, one per panel socket)."""

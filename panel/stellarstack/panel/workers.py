@@ -6,8 +6,9 @@ from __future__ import annotations
 from stellarstack.panel.api.app import BackgroundTask
 from stellarstack.panel.services.heartbeat import node_heartbeats
 from stellarstack.panel.services.status_sync import status_sync
+from stellarstack.panel.services.webhooks import delivery_worker
 
 
 def default_background_tasks() -> list[BackgroundTask]:
     """What `stellarstack panel serve` runs beside the API."""
-    return [node_heartbeats, status_sync]
+    return [delivery_worker, node_heartbeats, status_sync]

@@ -69,7 +69,7 @@ async def until(
     seen: list[dict[str, Any]] = []
     while (left := deadline - time.monotonic()) > 0:
         try:
-            message = json.loads(await asyncio.wait_for(ws.recv(), left))
+            message: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), left))
         except TimeoutError:
             break
         if predicate(message):
@@ -85,15 +85,19 @@ def output(text: str) -> Callable[[dict[str, Any]], bool]:
 async def close_of(ws: ClientConnection, within: float = 15) -> tuple[int, str]:
     """Read until the panel closes the socket; its close code and reason."""
     deadline = time.monotonic() + within
+    frame = None
     try:
         while (left := deadline - time.monotonic()) > 0:
             await asyncio.wait_for(ws.recv(), left)
     except ConnectionClosed as closed:
-        assert closed.rcvd is not None, "closed without a close frame"
-        return closed.rcvd.code, closed.rcvd.reason
+        frame = closed.rcvd
+        if frame is None:
+            raise AssertionError("closed without a close frame") from closed
     except TimeoutError:
         pass
-    raise AssertionError(f"the socket stayed open for {within} s")
+    if frame is None:
+        raise AssertionError(f"the socket stayed open for {within} s")
+    return frame.code, frame.reason
 
 
 def owner_and_server(panel: Panel, node: NodeProcess, name: str) -> tuple[PanelClient, str]:
@@ -146,7 +150,8 @@ async def test_console_refuses_other_origins_missing_and_query_credentials(
             url, additional_headers=cookie_headers(owner, "https://evil.test")
         ) as ws:
             code, reason = await close_of(ws)
-            assert code == 4403 and "origin" in reason
+            assert code == 4403
+            assert "origin" in reason
         async with connect(url) as ws:
             assert (await close_of(ws))[0] == 4401
         # An API key in the query string is not a credential (it would land in access logs).
@@ -159,7 +164,8 @@ async def test_console_refuses_other_origins_missing_and_query_credentials(
             ws_url(base, "no-such-server"), additional_headers={"Authorization": f"Bearer {key}"}
         ) as ws:
             code, reason = await close_of(ws)
-            assert code == 4403 and "not found" in reason
+            assert code == 4403
+            assert "not found" in reason
 
 
 async def test_read_only_subuser_sees_output_but_cannot_type_or_power(
@@ -182,10 +188,12 @@ async def test_read_only_subuser_sees_output_but_cannot_type_or_power(
             await until(watching, output("ready name="))
             await watching.send(json.dumps({"type": "command", "line": f"say {word}-viewer"}))
             refused = await until(watching, lambda m: m["type"] == "error")
-            assert refused["code"] == "forbidden" and "console.write" in refused["message"]
+            assert refused["code"] == "forbidden"
+            assert "console.write" in refused["message"]
             await watching.send(json.dumps({"type": "power", "action": "stop"}))
             refused = await until(watching, lambda m: m["type"] == "error")
-            assert refused["code"] == "forbidden" and "control.stop" in refused["message"]
+            assert refused["code"] == "forbidden"
+            assert "control.stop" in refused["message"]
             # The viewer's socket stays open: it sees what the owner types.
             await typing.send(json.dumps({"type": "command", "line": f"say {word}-owner"}))
             await until(watching, output(f"[say] {word}-owner"))
@@ -261,12 +269,14 @@ async def test_connection_caps_refuse_extra_sockets(
         try:
             async with connect(url, additional_headers=cookie_headers(owner)) as third:
                 code, reason = await close_of(third)
-                assert code == 1013 and "user" in reason
+                assert code == 1013
+                assert "user" in reason
             async with connect(url, additional_headers=cookie_headers(other)) as fits:
                 await until(fits, lambda m: m["type"] == "status")
                 async with connect(url, additional_headers=cookie_headers(other)) as over:
                     code, reason = await close_of(over)
-                    assert code == 1013 and "server" in reason
+                    assert code == 1013
+                    assert "server" in reason
             # A closed socket frees its place.
             await first.close()
             await asyncio.sleep(0.5)
@@ -302,7 +312,8 @@ async def test_oversized_message_and_flood_close_the_socket(
                     break
             await until(ws, lambda m: m.get("code") == "rate_limited")
             code, reason = await close_of(ws)
-            assert code == 1008 and "slow down" in reason
+            assert code == 1008
+            assert "slow down" in reason
 
 
 def test_console_log_over_http(

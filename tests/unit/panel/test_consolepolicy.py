@@ -66,15 +66,18 @@ def test_connection_caps_per_server_and_per_user() -> None:
     assert caps.acquire("s1", "alice") is None
     assert caps.acquire("s1", "alice") is None
     refused = caps.acquire("s2", "alice")
-    assert refused is not None and "user" in refused
+    assert refused is not None
+    assert "user" in refused
     assert caps.acquire("s1", "bob") is None
     refused = caps.acquire("s1", "carol")
-    assert refused is not None and "server" in refused
+    assert refused is not None
+    assert "server" in refused
     caps.release("s1", "alice")
     assert caps.acquire("s1", "carol") is None
     for user in ("alice", "bob", "carol"):
         caps.release("s1", user)
-    assert caps.servers == {} and caps.users == {}
+    assert caps.servers == {}
+    assert caps.users == {}
 
 
 @pytest.mark.parametrize(

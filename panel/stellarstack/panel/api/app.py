@@ -9,6 +9,11 @@ from fastapi import FastAPI, Request, Response, status
 from fastapi.responses import JSONResponse
 
 from stellarstack.panel.api.errors import ErrorBody, ErrorResponse, install_error_handlers
+from stellarstack.panel.api.observability import (
+    ActivityCounter,
+    install_denial_log,
+    install_request_metrics,
+)
 from stellarstack.panel.api.routes import (
     account,
     admin_infrastructure,
@@ -23,8 +28,13 @@ from stellarstack.panel.api.routes import (
     servers,
     subusers,
 )
+from stellarstack.panel.api.routes.activity import router as activity_router
+from stellarstack.panel.api.routes.metrics import router as metrics_router
+from stellarstack.panel.api.routes.webhooks import admin_router as admin_webhooks_router
+from stellarstack.panel.api.routes.webhooks import router as server_webhooks_router
 from stellarstack.panel.context import PanelContext
 from stellarstack.panel.db.migrate import upgrade
+from stellarstack.panel.services.webhooks import WebhookOutbox
 
 BackgroundTask = Callable[[PanelContext], contextlib.AbstractAsyncContextManager[None]]
 
@@ -64,6 +74,9 @@ def create_app(
     )
     app.state.context = context
     install_error_handlers(app)
+    install_denial_log(app, context)
+    context.activity.add_listener(ActivityCounter(context))
+    context.activity.add_listener(WebhookOutbox(context))
 
     max_body = context.settings.max_body_bytes
 
@@ -89,7 +102,12 @@ def create_app(
             )
         return await call_next(request)
 
+    install_request_metrics(app, context)
     app.include_router(health.router)
+    app.include_router(metrics_router)
+    app.include_router(activity_router)
+    app.include_router(admin_webhooks_router)
+    app.include_router(server_webhooks_router)
     app.include_router(auth.router)
     app.include_router(account.router)
     app.include_router(admin_users.router)

@@ -187,12 +187,35 @@ def current_principal(
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 
 
+def denied(
+    error: ApiError,
+    principal: Principal,
+    *,
+    needed: str,
+    server_id: str | None = None,
+    target_id: str | None = None,
+) -> ApiError:
+    """`error`, marked to be written to the activity log as `auth.denied` (who asked for what
+    they lacked) once the request's transaction has been rolled back."""
+    error.activity = {
+        "event": "auth.denied",
+        "actor": principal.actor,
+        "target_type": "server" if (server_id or target_id) else None,
+        "target_id": server_id or target_id,
+        "server_id": server_id,
+        "properties": {"status": error.status_code, "needed": needed, "reason": error.message},
+    }
+    return error
+
+
 def require_scope(scope: str) -> Callable[..., Principal]:
     """A dependency: the caller, who must hold `scope` when calling with an API key."""
 
     def check(principal: CurrentPrincipal) -> Principal:
         if not principal.has_scope(scope):
-            raise forbidden(f"this API key lacks the {scope!r} scope")
+            raise denied(
+                forbidden(f"this API key lacks the {scope!r} scope"), principal, needed=scope
+            )
         return principal
 
     return check
@@ -204,9 +227,11 @@ def require_admin(scope: str = "admin:read") -> Callable[..., Principal]:
 
     def check(principal: CurrentPrincipal) -> Principal:
         if not principal.user.is_admin:
-            raise not_found()
+            raise denied(not_found(), principal, needed="admin")
         if not principal.has_scope(scope):
-            raise forbidden(f"this API key lacks the {scope!r} scope")
+            raise denied(
+                forbidden(f"this API key lacks the {scope!r} scope"), principal, needed=scope
+            )
         return principal
 
     return check
@@ -262,12 +287,26 @@ def require_permission(node: str) -> Callable[..., ServerAccess]:
         raise KeyError(f"unknown permission node {node!r}")
 
     def check(server_id: str, principal: CurrentPrincipal, db: SessionDep) -> ServerAccess:
-        access = load_server_access(db, principal, server_id)
+        try:
+            access = load_server_access(db, principal, server_id)
+        except ApiError as error:
+            # The id goes in target_id only: the server may not exist (no foreign key to it).
+            raise denied(error, principal, needed=node, target_id=server_id[:100]) from None
         if node not in access.nodes:
-            raise forbidden(f"you lack the {node!r} permission on this server")
+            raise denied(
+                forbidden(f"you lack the {node!r} permission on this server"),
+                principal,
+                needed=node,
+                server_id=server_id,
+            )
         scope = permissions.scope_for(node)
         if not principal.has_scope(scope):
-            raise forbidden(f"this API key lacks the {scope!r} scope")
+            raise denied(
+                forbidden(f"this API key lacks the {scope!r} scope"),
+                principal,
+                needed=scope,
+                server_id=server_id,
+            )
         return access
 
     return check

@@ -35,7 +35,13 @@ class ErrorResponse(BaseModel):
 
 
 class ApiError(Exception):
-    """An error the API reports as is: a status, a stable code and a human message."""
+    """An error the API reports as is: a status, a stable code and a human message.
+
+    `activity`, when set, is written to the activity log (as keyword arguments of
+    `ActivityRecorder.record`) in a transaction of its own after the request's transaction
+    was rolled back: denials are logged although the request changed nothing."""
+
+    activity: dict[str, Any] | None = None
 
     def __init__(
         self,
@@ -98,11 +104,15 @@ _STATUS_CODES = {
 }
 
 
+def api_error_response(exc: ApiError) -> JSONResponse:
+    body = ErrorBody(code=exc.code, message=exc.message, field=exc.field, fields=exc.fields)
+    return _body(body, exc.status_code, exc.headers)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        body = ErrorBody(code=exc.code, message=exc.message, field=exc.field, fields=exc.fields)
-        return _body(body, exc.status_code, exc.headers)
+        return api_error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -176,9 +176,11 @@ def _json_fields(*names: str) -> Callable[[bytes | None], dict[str, Any]]:
 
 
 def _reader(node: str, operation: str, summary: str) -> None:
-    async def handler(
-        request: Request, use: Annotated[ServerUse, Depends(require_use(node))]
-    ) -> Response:
+    # A default, not an Annotated hint: hints are strings here (postponed evaluation) and
+    # could not see `node`.
+    allowed = Depends(require_use(node))
+
+    async def handler(request: Request, use: ServerUse = allowed) -> Response:
         return await _forward(
             request, use, method="GET", operation=operation, body=None, event=None
         )
@@ -194,9 +196,11 @@ def _reader(node: str, operation: str, summary: str) -> None:
 
 
 def _writer(node: str, operation: str, summary: str, event: str, fields: tuple[str, ...]) -> None:
-    async def handler(
-        request: Request, use: Annotated[ServerUse, Depends(require_use(node))]
-    ) -> Response:
+    # A default, not an Annotated hint: hints are strings here (postponed evaluation) and
+    # could not see `node`.
+    allowed = Depends(require_use(node))
+
+    async def handler(request: Request, use: ServerUse = allowed) -> Response:
         context: PanelContext = request.app.state.context
         raw = await _read_json_body(request, context.settings.max_body_bytes)
         return await _forward(
