@@ -77,7 +77,7 @@ def http_receiver() -> Iterator[Receiver]:
     holder: list[Receiver] = []
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - the http.server naming
+        def do_POST(self) -> None:
             reply = holder[0]._handle(self)
             self.send_response(reply.status)
             for name, value in reply.headers.items():
@@ -85,8 +85,6 @@ def http_receiver() -> Iterator[Receiver]:
             self.send_header("Content-Length", str(len(reply.body)))
             self.end_headers()
             self.wfile.write(reply.body)
-
-        do_GET = do_POST
 
         def log_message(self, *_: object) -> None:
             pass
