@@ -18,6 +18,7 @@ from stellarstack.panel.backends.registry import BackendRegistry
 from stellarstack.panel.db.engine import make_engine, make_session_factory
 from stellarstack.panel.metrics import PanelMetrics
 from stellarstack.panel.services.activity import ActivityRecorder
+from stellarstack.panel.services.mail import Mailer, UnconfiguredMailer, mailer_for
 from stellarstack.panel.settings import PanelSettings
 
 
@@ -33,6 +34,8 @@ class PanelContext:
     signing_key: Ed25519PrivateKey
     activity: ActivityRecorder = field(default_factory=ActivityRecorder)
     metrics: PanelMetrics = field(default_factory=PanelMetrics)
+    mailer: Mailer = field(default_factory=UnconfiguredMailer)
+    """SMTP, or the log in development; `build_context` picks it from the settings."""
     clock: Callable[[], datetime] = field(default=_utcnow)
     """Injected so tests can move time (TOTP steps, expiries) without sleeping."""
     backends: BackendRegistry = field(default_factory=BackendRegistry)
@@ -78,4 +81,5 @@ def build_context(settings: PanelSettings, *, engine: Engine | None = None) -> P
         sessions=make_session_factory(engine),
         signing_key=load_signing_key(key_file),
         backends=BackendRegistry(kubeconfig=settings.kubeconfig),
+        mailer=mailer_for(settings),
     )

@@ -48,7 +48,13 @@ class PanelSettings(BaseSettings):
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
     smtp_starttls: bool = True
+    """Upgrade SMTP connections with STARTTLS (the server's certificate is checked)."""
+    smtp_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     mail_from: str = "StellarStack <noreply@localhost>"
+    mail_requests_per_account: int = Field(default=3, ge=1, le=1000)
+    """Password-reset and verification mails per address in `login_window_seconds`."""
+    mail_requests_per_ip: int = Field(default=10, ge=1, le=10000)
+    """Password-reset and verification mails per client address in `login_window_seconds`."""
     login_attempts_per_account: int = Field(default=5, ge=1, le=1000)
     """Failed logins (or 2FA codes) per account in `login_window_seconds` before refusing."""
     login_attempts_per_ip: int = Field(default=20, ge=1, le=10000)

@@ -27,6 +27,7 @@ from stellarstack.panel.api.routes import (
     schedules,
     servers,
     subusers,
+    two_factor,
 )
 from stellarstack.panel.api.routes.activity import router as activity_router
 from stellarstack.panel.api.routes.metrics import router as metrics_router
@@ -110,6 +111,7 @@ def create_app(
     app.include_router(server_webhooks_router)
     app.include_router(auth.router)
     app.include_router(account.router)
+    app.include_router(two_factor.router)
     app.include_router(admin_users.router)
     app.include_router(admin_infrastructure.router)
     app.include_router(blueprints.admin_router)

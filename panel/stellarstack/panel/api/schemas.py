@@ -50,6 +50,12 @@ class NewAccount(BaseModel):
     password: str = Field(min_length=1, max_length=256, examples=["correct horse battery"])
 
 
+class Accepted(BaseModel):
+    """A request taken on that completes later (a mail on its way)."""
+
+    message: str
+
+
 class Page(BaseModel, Generic[T]):
     """One page of a list, with the total count of matching items."""
 

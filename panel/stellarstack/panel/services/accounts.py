@@ -12,7 +12,14 @@ from sqlalchemy.orm import Session
 
 from stellarstack.panel import permissions
 from stellarstack.panel.api.errors import ApiError, conflict, invalid
-from stellarstack.panel.db.models import ApiKey, LoginAttempt, LoginSession, Role, User
+from stellarstack.panel.db.models import (
+    ApiKey,
+    EmailToken,
+    LoginAttempt,
+    LoginSession,
+    Role,
+    User,
+)
 from stellarstack.panel.security.passwords import (
     DUMMY_HASH,
     MAX_PASSWORD_LENGTH,
@@ -25,6 +32,8 @@ from stellarstack.panel.security.tokens import hash_token, new_token
 from stellarstack.panel.settings import PanelSettings
 
 API_KEY_PREFIX = "ssk_"
+PASSWORD_RESET = "password_reset"
+VERIFY_EMAIL = "verify_email"
 
 
 def normalise_email(email: str) -> str:
@@ -87,29 +96,46 @@ def _attempt_keys(email: str | None, ip: str | None) -> list[tuple[str, str]]:
     return keys
 
 
-def check_rate_limit(
-    db: Session, *, settings: PanelSettings, email: str | None, ip: str | None, now: datetime
+def enforce_attempt_limits(
+    db: Session, *, settings: PanelSettings, limits: list[tuple[str, str, int]], now: datetime
 ) -> None:
-    """Refuse (429) when the account or the address failed too often in the window."""
+    """Refuse (429) when any `(kind, key, limit)` reached its limit within the login window.
+    `kind` names what is limited in the message: "account" or "ip"."""
     since = now - timedelta(seconds=settings.login_window_seconds)
     db.execute(delete(LoginAttempt).where(LoginAttempt.at < since))
-    limits = {"account": settings.login_attempts_per_account, "ip": settings.login_attempts_per_ip}
-    for kind, key in _attempt_keys(email, ip):
+    for kind, key, limit in limits:
         count = db.scalar(
             select(func.count()).select_from(LoginAttempt).where(LoginAttempt.key == key)
         )
-        if (count or 0) >= limits[kind]:
+        if (count or 0) >= limit:
             raise ApiError(
                 status.HTTP_429_TOO_MANY_REQUESTS,
                 "rate_limited",
-                f"too many failed attempts for this {kind}; try again later",
+                f"too many attempts for this {kind}; try again later",
                 headers={"Retry-After": str(settings.login_window_seconds)},
             )
 
 
-def note_failed_attempt(db: Session, *, email: str | None, ip: str | None, now: datetime) -> None:
-    for _, key in _attempt_keys(email, ip):
+def note_attempts(db: Session, *, keys: list[str], now: datetime) -> None:
+    for key in keys:
         db.add(LoginAttempt(key=key, at=now))
+
+
+def check_rate_limit(
+    db: Session, *, settings: PanelSettings, email: str | None, ip: str | None, now: datetime
+) -> None:
+    """Refuse (429) when the account or the address failed too often in the window."""
+    limits = {"account": settings.login_attempts_per_account, "ip": settings.login_attempts_per_ip}
+    enforce_attempt_limits(
+        db,
+        settings=settings,
+        limits=[(kind, key, limits[kind]) for kind, key in _attempt_keys(email, ip)],
+        now=now,
+    )
+
+
+def note_failed_attempt(db: Session, *, email: str | None, ip: str | None, now: datetime) -> None:
+    note_attempts(db, keys=[key for _, key in _attempt_keys(email, ip)], now=now)
 
 
 def clear_attempts(db: Session, *, email: str) -> None:
@@ -227,3 +253,38 @@ def create_api_key(
     db.add(key)
     db.flush()
     return NewApiKey(key=key, plaintext=f"{prefix}.{secret}")
+
+
+# --- passwords ----------------------------------------------------------------------------
+
+
+def confirm_password(
+    db: Session,
+    *,
+    user: User,
+    password: str,
+    settings: PanelSettings,
+    ip: str | None,
+    now: datetime,
+    field: str = "body.password",
+) -> None:
+    """Check the password of a logged-in user before a sensitive change. Failures count
+    towards the same limits as failed logins, so a stolen session cannot guess it."""
+    check_rate_limit(db, settings=settings, email=user.email, ip=ip, now=now)
+    if verify_password(user.password_hash, password):
+        return
+    note_failed_attempt(db, email=user.email, ip=ip, now=now)
+    # The failure must count although the request fails.
+    db.commit()
+    raise invalid(field, "the password is wrong")
+
+
+def set_password(db: Session, *, user: User, password: str, field: str = "body.password") -> None:
+    """Store a new password; every outstanding reset link of the user stops working."""
+    check_password_strength(password, field=field)
+    user.password_hash = hash_password(password)
+    db.execute(
+        delete(EmailToken).where(
+            EmailToken.user_id == user.id, EmailToken.purpose == PASSWORD_RESET
+        )
+    )

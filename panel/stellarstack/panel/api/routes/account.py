@@ -1,20 +1,27 @@
-"""The caller's own account: profile, sessions, API keys."""
+"""The caller's own account: profile, password, email verification, sessions, API keys."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, BackgroundTasks, Depends, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from stellarstack.panel import permissions
-from stellarstack.panel.api.deps import ContextDep, Principal, SessionDep, require_scope
-from stellarstack.panel.api.errors import not_found
-from stellarstack.panel.api.schemas import UserPublic, user_public
+from stellarstack.panel.api.deps import (
+    ContextDep,
+    Principal,
+    SessionDep,
+    client_ip,
+    require_scope,
+)
+from stellarstack.panel.api.errors import ErrorResponse, conflict, not_found
+from stellarstack.panel.api.schemas import Accepted, UserPublic, user_public
 from stellarstack.panel.db.models import ApiKey, LoginSession
-from stellarstack.panel.services import accounts
+from stellarstack.panel.services import accounts, email_links, mail
+from stellarstack.panel.services.accounts import VERIFY_EMAIL
 
 router = APIRouter(prefix="/api/account", tags=["account"])
 
@@ -25,6 +32,88 @@ AccountWriter = Annotated[Principal, Depends(require_scope("account:write"))]
 @router.get("", summary="Who am I")
 def me(principal: AccountReader) -> UserPublic:
     return user_public(principal.user)
+
+
+class PasswordChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    current_password: str = Field(min_length=1, max_length=256)
+    new_password: str = Field(min_length=1, max_length=256, examples=["a new long passphrase"])
+
+
+@router.post(
+    "/password",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Change the password (the current one is required); other sessions end",
+    responses={429: {"model": ErrorResponse, "description": "too many wrong passwords"}},
+)
+def change_password(
+    body: PasswordChange,
+    request: Request,
+    principal: AccountWriter,
+    db: SessionDep,
+    context: ContextDep,
+) -> None:
+    user = principal.user
+    now = context.clock()
+    accounts.confirm_password(
+        db,
+        user=user,
+        password=body.current_password,
+        settings=context.settings,
+        ip=client_ip(request),
+        now=now,
+        field="body.current_password",
+    )
+    accounts.set_password(db, user=user, password=body.new_password, field="body.new_password")
+    keep = principal.session.id if principal.session else None
+    ended = accounts.revoke_sessions(db, user_id=user.id, now=now, keep=keep)
+    context.activity.record(
+        db,
+        event="account.password.change",
+        actor=principal.actor,
+        target_type="user",
+        target_id=user.id,
+        properties={"sessions_ended": ended},
+    )
+
+
+@router.post(
+    "/email/verification",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Mail a link that confirms the account's address",
+    responses={
+        409: {"model": ErrorResponse, "description": "already verified"},
+        429: {"model": ErrorResponse, "description": "too many requests"},
+        503: {"model": ErrorResponse, "description": "no SMTP server configured"},
+    },
+)
+def send_verification(
+    request: Request,
+    background: BackgroundTasks,
+    principal: AccountWriter,
+    db: SessionDep,
+    context: ContextDep,
+) -> Accepted:
+    user = principal.user
+    if user.email_verified_at is not None:
+        raise conflict("the address is already verified")
+    email_links.require_mail(context.mailer)
+    now = context.clock()
+    email_links.mail_rate_limit(
+        db, settings=context.settings, email=user.email, ip=client_ip(request), now=now
+    )
+    token = email_links.issue(db, user=user, purpose=VERIFY_EMAIL, now=now)
+    message = email_links.verification_message(context.settings, user=user, token=token)
+    background.add_task(mail.deliver, context.mailer, message)
+    context.activity.record(
+        db,
+        event="account.email.verification",
+        actor=principal.actor,
+        target_type="user",
+        target_id=user.id,
+    )
+    return Accepted(message=f"a verification link is on its way to {user.email}")
 
 
 class SessionPublic(BaseModel):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, BackgroundTasks, Query, status
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 from sqlalchemy import func, or_, select
 
@@ -11,7 +11,8 @@ from stellarstack.panel.api.errors import conflict, not_found
 from stellarstack.panel.api.schemas import Page, UserPublic, user_public
 from stellarstack.panel.db.models import Role, Server, User
 from stellarstack.panel.security.passwords import hash_password
-from stellarstack.panel.services import accounts
+from stellarstack.panel.services import accounts, email_links, mail
+from stellarstack.panel.services.accounts import VERIFY_EMAIL
 
 router = APIRouter(prefix="/api/admin/users", tags=["admin: users"])
 
@@ -70,12 +71,21 @@ def list_users(
 
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Create a user")
 def create_user(
-    body: UserCreate, principal: AdminWriter, db: SessionDep, context: ContextDep
+    body: UserCreate,
+    principal: AdminWriter,
+    db: SessionDep,
+    context: ContextDep,
+    background: BackgroundTasks,
 ) -> AdminUserPublic:
     user = accounts.create_user(
         db, email=body.email, name=body.name, password=body.password, role=body.role
     )
     user.server_limit = body.server_limit
+    if mail.can_send(context.mailer):
+        # The new user confirms the address the admin typed.
+        token = email_links.issue(db, user=user, purpose=VERIFY_EMAIL, now=context.clock())
+        message = email_links.verification_message(context.settings, user=user, token=token)
+        background.add_task(mail.deliver, context.mailer, message)
     context.activity.record(
         db,
         event="admin.user.create",
