@@ -5,7 +5,9 @@ it) and SFTP, with panel-signed server tokens only, and goes away once the reque
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,6 +26,7 @@ from support.operator_cluster import GROUP, VERSION, GameServers, gameserver_doc
 from support.runtime_harness import TOY_BLUEPRINT
 
 pytestmark = [pytest.mark.kube, pytest.mark.slow]
+log = logging.getLogger(__name__)
 
 IDLE_SECONDS = 20
 KEY_CONFIG_MAP = "panel-public-key"
@@ -152,8 +155,10 @@ def test_files_pod_serves_on_request_and_goes_when_idle(
     files = f"{name}-files"
     assert _read(kube, "Pod", kube_namespace, files) is None  # nothing until asked for
 
+    requested = time.monotonic()
     request_files(kube, kube_namespace, name)
     pod = kube.wait_for_pod_ready(kube_namespace, files, timeout=120)
+    log.info("files Pod Ready %.1f s after the request", time.monotonic() - requested)
     assert pod.spec.automount_service_account_token is False
     assert not any(v.projected for v in pod.spec.volumes), "no service-account token volume"
     assert pod.spec.containers[0].security_context.run_as_user == 1000
@@ -194,11 +199,17 @@ def test_files_pod_serves_on_request_and_goes_when_idle(
     assert status == 401
 
     # The panel stops asking: the files Pod, its Service and ConfigMap go after the timeout.
+    last_request = requested
     kube.wait_for(
         "files Pod removed when idle",
         lambda: _read(kube, "Pod", kube_namespace, files) is None,
         timeout=IDLE_SECONDS + 90,
         interval=2.0,
+    )
+    log.info(
+        "files Pod gone %.1f s after the last request (idle timeout %d s)",
+        time.monotonic() - last_request,
+        IDLE_SECONDS,
     )
     assert _read(kube, "Service", kube_namespace, files) is None
     assert _read(kube, "ConfigMap", kube_namespace, files) is None
