@@ -1,8 +1,10 @@
 """Webhooks: global ones (admins, every event) at `/api/admin/webhooks`, and a server's own
 (its owner, or subusers with the `webhooks.*` nodes; only that server's events) at
-`/api/servers/{server_id}/webhooks`. The secret is shown once, at creation and on rotation."""
+`/api/servers/{server_id}/webhooks`. The secret is shown once, at creation and on rotation.
 
-from __future__ import annotations
+No `from __future__ import annotations` here: the routes are defined inside `_register` with
+local `Annotated` dependency aliases, which FastAPI can only see when annotations are objects
+rather than strings resolved against module globals."""
 
 from collections.abc import Callable
 from dataclasses import dataclass
