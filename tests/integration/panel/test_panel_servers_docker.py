@@ -281,3 +281,136 @@ def test_idempotency_key_replays_the_first_create_and_refuses_another_body(
     assert by_key.status_code == 201
     assert by_key.json()["id"] != first.json()["id"]
     assert admin.get("/api/servers").json()["total"] == 2
+
+    # Ten parallel repeats of one key create one server; every answer names it.
+    clients = [panel.client(api_key=key) for _ in range(10)]
+    answers: list[Any] = [None] * len(clients)
+    barrier = threading.Barrier(len(clients))
+    parallel = {**body, "name": "parallel"}
+
+    def create(index: int) -> None:
+        barrier.wait(timeout=60)
+        answers[index] = clients[index].post(
+            "/api/servers", json=parallel, headers={"Idempotency-Key": "parallel-1"}
+        )
+
+    threads = [threading.Thread(target=create, args=(i,)) for i in range(len(clients))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert {a.status_code for a in answers} == {201}, [a.text[:200] for a in answers]
+    assert len({a.json()["id"] for a in answers}) == 1
+    assert admin.get("/api/servers").json()["total"] == 3
+
+
+def test_allocation_limit_holds_under_parallel_adds(panel: Panel, nodeproxy: NodeProxy) -> None:
+    admin = panel.setup_admin()
+    node = register_node(admin, nodeproxy, allocations=30)
+    user_id = create_user(panel, admin, "ports@example.com")
+    created = admin.post(
+        "/api/servers",
+        json={
+            "name": "many ports",
+            "blueprint": "toy",
+            "node_id": node["id"],
+            "owner_id": user_id,
+            "allocation_limit": 3,
+            "resources": {"cpu": "100m", "memory": "64Mi", "disk": "100Mi", "pids": 64},
+            "ports": TOY_PORTS,
+            "start": False,
+        },
+    )
+    assert created.status_code == 201, created.text
+    server = created.json()
+    assert server["owner_id"] == user_id
+    primary = server["allocations"][0]
+    owner = panel.login("ports@example.com")
+    key = owner.create_api_key(["servers:write", "servers:read"])
+    clients = [panel.client(api_key=key) for _ in range(20)]
+    answers: list[Any] = [None] * len(clients)
+    barrier = threading.Barrier(len(clients))
+
+    def add(index: int) -> None:
+        barrier.wait(timeout=60)
+        answers[index] = clients[index].post(f"/api/servers/{server['id']}/allocations", json={})
+
+    threads = [threading.Thread(target=add, args=(i,)) for i in range(len(clients))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=240)
+    added = [a.json() for a in answers if a is not None and a.status_code == 201]
+    refused = [a for a in answers if a is not None and a.status_code != 201]
+    assert len(added) == 2, [(a.status_code, a.text[:200]) for a in answers if a is not None]
+    assert len(refused) == 18
+    assert all(a.status_code == 409 for a in refused)
+    assert all("allocation limit of 3" in a.json()["error"]["message"] for a in refused)
+
+    held = owner.get(f"/api/servers/{server['id']}/allocations").json()
+    assert sorted(a["port"] for a in held) == sorted([primary["port"], *(a["port"] for a in added)])
+    path = f"/api/v1/namespaces/{server['namespace']}/gameservers/{server['resource_name']}"
+    with nodeproxy.client() as node_api:
+        ports = node_api.get(path).json()["spec"]["ports"]
+    extra = sorted((p["port"], p["protocol"], p["hostPort"]) for p in ports[2:])
+    assert extra == sorted((a["port"], "TCPUDP", a["port"]) for a in added)
+
+    # The primary allocation stays; another one goes back to the node.
+    keep = owner.delete(f"/api/servers/{server['id']}/allocations/{primary['id']}")
+    assert keep.status_code == 409
+    assert (
+        owner.delete(f"/api/servers/{server['id']}/allocations/{added[0]['id']}").status_code == 204
+    )
+    with nodeproxy.client() as node_api:
+        ports = node_api.get(path).json()["spec"]["ports"]
+    assert added[0]["port"] not in {p["hostPort"] for p in ports}
+    assert len(owner.get(f"/api/servers/{server['id']}/allocations").json()) == 2
+
+
+def test_variables_image_and_reinstall_reach_the_gameserver(
+    panel: Panel, nodeproxy: NodeProxy
+) -> None:
+    admin = panel.setup_admin()
+    node = register_node(admin, nodeproxy)
+    create_user(panel, admin, "tinker@example.com")
+    user = panel.login("tinker@example.com")
+    created = user.post(
+        "/api/servers",
+        json={
+            "name": "tinker",
+            "blueprint": "toy",
+            "node_id": node["id"],
+            "resources": {"cpu": "100m", "memory": "64Mi", "disk": "100Mi", "pids": 64},
+            "ports": TOY_PORTS,
+        },
+    )
+    assert created.status_code == 201, created.text
+    server = created.json()
+    url = f"/api/servers/{server['id']}"
+
+    changed = user.patch(url, json={"variables": {"TOY_NAME": "renamed-game"}, "image": "Toy"})
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["spec"]["variables"] == {"TOY_NAME": "renamed-game"}
+    refused = user.patch(url, json={"variables": {"TOY_TCP_PORT": "1"}})
+    assert refused.status_code == 422
+    assert refused.json()["error"]["field"] == "body.variables.TOY_TCP_PORT"
+    # Admins may set any variable.
+    by_admin = admin.patch(url, json={"variables": {"TOY_DATA": "/home/container"}})
+    assert by_admin.status_code == 200, by_admin.text
+
+    path = f"/api/v1/namespaces/{server['namespace']}/gameservers/{server['resource_name']}"
+    with nodeproxy.client() as node_api:
+        spec = node_api.get(path).json()["spec"]
+    assert spec["variables"] == {"TOY_NAME": "renamed-game", "TOY_DATA": "/home/container"}
+    assert spec["image"] == "Toy"
+
+    reinstall = user.post(f"{url}/reinstall")
+    assert reinstall.status_code == 202, reinstall.text
+    request = reinstall.json()["request"]
+    deadline = time.monotonic() + 90
+    while True:
+        status = user.get(url).json()["status"]
+        if status.get("lastReinstallRequest") == request and status.get("state") == "Running":
+            break
+        assert time.monotonic() < deadline, status
+        time.sleep(0.5)

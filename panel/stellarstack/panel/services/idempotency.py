@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import zlib
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -40,8 +39,9 @@ def _lock_key(db: Session, principal: str, key: str) -> None:
     """Serialise requests with the same key on PostgreSQL (SQLite transactions already hold
     the write lock), so two concurrent repeats cannot both create."""
     if db.get_bind().dialect.name == "postgresql":
-        token = zlib.crc32(f"idempotency:{principal}:{key}".encode())
-        db.execute(text("SELECT pg_advisory_xact_lock(:a, :b)"), {"a": 7_100_001, "b": token})
+        digest = hashlib.sha256(f"idempotency:{principal}:{key}".encode()).digest()
+        lock = int.from_bytes(digest[:8], "big", signed=True)
+        db.execute(text("SELECT pg_advisory_xact_lock(CAST(:lock AS bigint))"), {"lock": lock})
 
 
 def check_key(key: str) -> str:

@@ -273,7 +273,13 @@ def check_variables(blueprint: Blueprint, values: dict[str, str], *, admin: bool
 
 
 def claim_allocations(
-    db: Session, *, server: Server, node: Node, wanted: list[str], count: int
+    db: Session,
+    *,
+    server: Server,
+    node: Node,
+    wanted: list[str],
+    count: int,
+    field: str = "body.allocation_ids",
 ) -> list[Allocation]:
     """Give the server the allocations `wanted` (ids), or `count` free ones of the node when
     none are named. An allocation already given to a server is refused: the conditional
@@ -290,10 +296,10 @@ def claim_allocations(
         if len(wanted) < count:
             raise conflict(
                 f"the node has {len(wanted)} free allocation(s); {count} needed",
-                field="body.allocation_ids",
+                field=field,
             )
     if len(set(wanted)) != len(wanted):
-        raise invalid("body.allocation_ids", "an allocation is named twice")
+        raise invalid(field, "an allocation is named twice")
     for index, allocation_id in enumerate(wanted):
         claimed = db.execute(
             update(Allocation)
@@ -308,10 +314,10 @@ def claim_allocations(
         if getattr(claimed, "rowcount", 0) != 1:
             exists = db.get(Allocation, allocation_id)
             if exists is None or exists.node_id != node.id:
-                raise invalid(f"body.allocation_ids.{index}", "no such allocation on this node")
+                raise invalid(f"{field}.{index}", "no such allocation on this node")
             raise conflict(
                 f"allocation {exists.ip}:{exists.port} is given to another server",
-                field=f"body.allocation_ids.{index}",
+                field=f"{field}.{index}",
             )
     claimed_rows = db.scalars(
         select(Allocation)
@@ -648,3 +654,100 @@ def server_or_404(db: Session, server_id: str) -> Server:
     if server is None:
         raise not_found("server")
     return server
+
+
+# --- allocations after creation ------------------------------------------------------------
+
+
+def _primary_port(document: Mapping[str, Any]) -> int | None:
+    ports = (document.get("spec") or {}).get("ports") or []
+    return int(ports[0]["hostPort"]) if ports and ports[0].get("hostPort") else None
+
+
+def add_allocation(
+    db: Session,
+    *,
+    context: PanelContext,
+    actor: Actor,
+    server: Server,
+    allocation_id: str | None,
+) -> Allocation:
+    """Give a server on a Docker node one more allocation (a named one, or any free one of its
+    node), published as the same port number inside the container for TCP and UDP, as
+    Pterodactyl's additional allocations are. The server's row is locked first, so parallel
+    requests cannot exceed `allocation_limit`."""
+    if server.target_kind is not TargetKind.DOCKER:
+        raise invalid("body.allocation_id", "allocations are for servers on Docker nodes")
+    db.execute(select(Server.id).where(Server.id == server.id).with_for_update())
+    held = db.scalar(
+        select(func.count()).select_from(Allocation).where(Allocation.server_id == server.id)
+    )
+    if (held or 0) >= server.allocation_limit:
+        raise ApiError(
+            status.HTTP_409_CONFLICT,
+            "limit_reached",
+            f"the allocation limit of {server.allocation_limit} is reached",
+            field="body.allocation_id",
+        )
+    place = place_of(db, server)
+    assert place.node is not None
+    [allocation] = claim_allocations(
+        db,
+        server=server,
+        node=place.node,
+        wanted=[allocation_id] if allocation_id else [],
+        count=1,
+        field="body.allocation_id",
+    )
+
+    def publish(spec: dict[str, Any]) -> None:
+        spec["ports"] = [
+            *(spec.get("ports") or []),
+            {
+                "name": f"a{allocation.port}",
+                "port": allocation.port,
+                "protocol": "TCPUDP",
+                "hostPort": allocation.port,
+            },
+        ]
+
+    reapply_spec(context, place, server, publish)
+    context.activity.record(
+        db,
+        event="server.allocation.create",
+        actor=actor,
+        target_type="allocation",
+        target_id=allocation.id,
+        server_id=server.id,
+        properties={"after": {"allocation": f"{allocation.ip}:{allocation.port}"}},
+    )
+    return allocation
+
+
+def remove_allocation(
+    db: Session, *, context: PanelContext, actor: Actor, server: Server, allocation_id: str
+) -> None:
+    """Take an allocation back (not the primary one); its ports leave the GameServer."""
+    db.execute(select(Server.id).where(Server.id == server.id).with_for_update())
+    allocation = db.get(Allocation, allocation_id)
+    if allocation is None or allocation.server_id != server.id:
+        raise not_found("allocation")
+    place = place_of(db, server)
+    current = read_document(context, place, server)
+    if _primary_port(current) == allocation.port:
+        raise conflict("the primary allocation cannot be removed")
+
+    def unpublish(spec: dict[str, Any]) -> None:
+        spec["ports"] = [p for p in spec.get("ports") or [] if p.get("hostPort") != allocation.port]
+
+    reapply_spec(context, place, server, unpublish)
+    allocation.server_id = None
+    context.activity.record(
+        db,
+        event="server.allocation.delete",
+        actor=actor,
+        target_type="allocation",
+        target_id=allocation.id,
+        server_id=server.id,
+        properties={"before": {"allocation": f"{allocation.ip}:{allocation.port}"}},
+    )

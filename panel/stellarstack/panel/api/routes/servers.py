@@ -483,6 +483,78 @@ def reinstall(
     return ReinstallAccepted(request=request)
 
 
+class AllocationAdd(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    allocation_id: str | None = Field(
+        default=None, description="A free allocation of the server's node; any free one if unset"
+    )
+
+
+@router.get("/{server_id}/allocations", summary="The server's addresses and ports")
+def list_server_allocations(
+    access: Annotated[ServerAccess, Depends(require_permission("allocations.read"))],
+    db: SessionDep,
+) -> list[AllocationPublic]:
+    return [AllocationPublic.model_validate(a) for a in servers.allocations_of(db, access.server)]
+
+
+@router.post(
+    "/{server_id}/allocations",
+    status_code=status.HTTP_201_CREATED,
+    response_model=AllocationPublic,
+    summary="Add an allocation of the node (up to the server's allocation limit)",
+)
+def add_server_allocation(
+    body: AllocationAdd,
+    request: Request,
+    access: Annotated[ServerAccess, Depends(require_permission("allocations.create"))],
+    db: SessionDep,
+    context: ContextDep,
+    idempotency_key: Annotated[str | None, Header(alias=idempotency.HEADER)] = None,
+) -> Response:
+    def produce() -> AllocationPublic:
+        allocation = servers.add_allocation(
+            db,
+            context=context,
+            actor=access.principal.actor,
+            server=access.server,
+            allocation_id=body.allocation_id,
+        )
+        return AllocationPublic.model_validate(allocation)
+
+    return idempotency.idempotent_create(
+        db,
+        principal=access.principal.label,
+        key=idempotency_key,
+        request_fingerprint=idempotency.fingerprint(
+            "POST", request.url.path, body.model_dump(mode="json")
+        ),
+        now=context.clock(),
+        produce=produce,
+    )
+
+
+@router.delete(
+    "/{server_id}/allocations/{allocation_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Remove an allocation (not the primary one)",
+)
+def remove_server_allocation(
+    allocation_id: str,
+    access: Annotated[ServerAccess, Depends(require_permission("allocations.delete"))],
+    db: SessionDep,
+    context: ContextDep,
+) -> None:
+    servers.remove_allocation(
+        db,
+        context=context,
+        actor=access.principal.actor,
+        server=access.server,
+        allocation_id=allocation_id,
+    )
+
+
 # --- admin ------------------------------------------------------------------------------
 
 
