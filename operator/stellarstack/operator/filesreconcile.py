@@ -26,6 +26,7 @@ from stellarstack.api.workload import WorkloadSettings
 from stellarstack.operator import builders
 from stellarstack.operator.filespod import (
     ANNOTATION_FILES_CONFIG,
+    ANNOTATION_FILES_REQUESTED,
     FilesAction,
     FilesSettings,
     compute_files_node,
@@ -62,6 +63,10 @@ class FilesReconciler:
         self._warned: dict[tuple[str, str], str] = {}
         # GameServers (by uid) whose host key Secret exists: it is created once, never read.
         self._host_keys: set[str] = set()
+        # The request annotation each GameServer had when its files were last removed. The
+        # timer keeps firing for every GameServer that ever asked for files; while nothing
+        # new was asked, the next removal would find nothing, so it is not even looked for.
+        self._removed: dict[tuple[str, str], str | None] = {}
 
     async def reconcile(self, body: Mapping[str, Any]) -> None:
         meta = body["metadata"]
@@ -79,11 +84,16 @@ class FilesReconciler:
                 idle_timeout=self.settings.idle_timeout,
                 deleting=bool(meta.get("deletionTimestamp")),
             )
+            requested = gameserver.metadata.annotations.get(ANNOTATION_FILES_REQUESTED)
             if plan.action is FilesAction.REMOVE:
                 if plan.problem:
                     await self._warn(body, "FilesRequestInvalid", plan.reason)
+                if key in self._removed and self._removed[key] == requested:
+                    return
                 await self.remove(*key)
+                self._removed[key] = requested
                 return
+            self._removed.pop(key, None)
             problem = await self.run(gameserver)
             if problem is not None:
                 await self._warn(body, "FilesUnavailable", problem)
@@ -214,6 +224,7 @@ class FilesReconciler:
         """Drop what is remembered about a deleted GameServer."""
         self._locks.pop((namespace, name), None)
         self._warned.pop((namespace, name), None)
+        self._removed.pop((namespace, name), None)
 
 
 def _stale(pod: Manifest, digest: str) -> bool:

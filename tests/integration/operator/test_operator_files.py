@@ -293,3 +293,40 @@ def test_files_pod_serves_sftp_with_a_host_key_that_outlives_the_pod(
     )
     again = kube.wait_for_pod_ready(kube_namespace, files, timeout=120)
     assert asyncio.run(_sftp_session(again.status.pod_ip, user, token))[0] == fingerprint
+
+
+def test_no_files_pod_while_installing(
+    kube: Kube,
+    kube_namespace: str,
+    files_operator: KopfRunner,
+    panel_key: Ed25519PrivateKey,
+    blueprint: Callable[..., str],
+    gameservers: GameServers,
+) -> None:
+    # The first install is quick; a reinstall takes long enough to be watched.
+    script = (
+        "set -e\nif [ -f /mnt/server/installed.txt ]; then sleep 40; fi\n"
+        "echo installed > /mnt/server/installed.txt\n"
+    )
+    bp = blueprint(install={**TOY_BLUEPRINT["spec"]["install"], "script": script})
+    name = f"inst-{secrets.token_hex(3)}"
+    gameservers.create(gameserver_doc(name, bp, power={"state": "Stopped"}))
+    gameservers.wait_state(name, "Stopped", timeout=180)
+    files = f"{name}-files"
+    request_files(kube, kube_namespace, name)
+    kube.wait_for_pod_ready(kube_namespace, files, timeout=120)
+
+    gameservers.patch_spec(name, {"reinstallRequest": "again"})
+    gameservers.wait_state(name, "Installing", timeout=60)
+    request_files(kube, kube_namespace, name)  # asking again does not bring it back now
+    kube.wait_for(
+        "files Pod removed while Installing",
+        lambda: _read(kube, "Pod", kube_namespace, files) is None,
+        timeout=30,
+        interval=1.0,
+    )
+    assert gameservers.status(name)["state"] == "Installing", "the check ran during the install"
+
+    gameservers.wait_state(name, "Stopped", timeout=120)
+    request_files(kube, kube_namespace, name)
+    kube.wait_for_pod_ready(kube_namespace, files, timeout=120)
