@@ -83,6 +83,13 @@ def test_denials_are_recorded_although_the_request_is_rolled_back(panel: Panel) 
     assert scoped["api_key_id"] is not None
     assert scoped["properties"]["needed"] == "admin:read"  # type: ignore[index]
 
+    # A cookie-authenticated write without the CSRF header (a forged cross-site request).
+    forged = admin.raw.post("/api/account/api-keys", json={"name": "k", "scopes": ["*"]})
+    assert forged.status_code == 403
+    [csrf] = [e for e in entries(admin, event="auth.denied") if e["properties"]["needed"] == "csrf"]  # type: ignore[index]
+    assert csrf["actor_id"] == admin_id
+    assert csrf["properties"]["method"] == "POST"  # type: ignore[index]
+
     # A subuser lacking the node on a server they can see: 403 with the server.
     server_id = add_server(panel, admin_id)
     add_subuser(panel, server_id, user_id, ["files.read"])

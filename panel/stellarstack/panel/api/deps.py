@@ -165,11 +165,16 @@ def authenticate(
     if request.method not in SAFE_METHODS and principal.session is not None:
         sent = request.headers.get(CSRF_HEADER, "")
         if not sent or not same(sent, csrf_token_for(context, principal.session.id)):
-            raise ApiError(
-                status.HTTP_403_FORBIDDEN,
-                "csrf_failed",
-                f"cookie-authenticated writes need the {CSRF_HEADER} header "
-                f"(the value of the {CSRF_COOKIE} cookie)",
+            # Logged: a forged cross-site write is worth seeing in the activity log.
+            raise denied(
+                ApiError(
+                    status.HTTP_403_FORBIDDEN,
+                    "csrf_failed",
+                    f"cookie-authenticated writes need the {CSRF_HEADER} header "
+                    f"(the value of the {CSRF_COOKIE} cookie)",
+                ),
+                principal,
+                needed="csrf",
             )
     return principal
 

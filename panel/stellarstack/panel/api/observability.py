@@ -31,7 +31,9 @@ def install_denial_log(app: FastAPI, context: PanelContext) -> None:
         if exc.activity is not None:
             activity = dict(exc.activity)
             properties = dict(activity.get("properties") or {})
-            properties.update(method=request.method, path=request.url.path)
+            # WebSocket routes (the console) raise the same errors; they have no HTTP method.
+            method = request.scope.get("method", "WEBSOCKET")
+            properties.update(method=method, path=request.scope.get("path", ""))
             activity["properties"] = properties
             await run_in_threadpool(write, activity)
         return api_error_response(exc)
