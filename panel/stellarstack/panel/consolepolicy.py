@@ -18,6 +18,7 @@ caller who loses access closes the socket with one of the codes below.
 from __future__ import annotations
 
 import json
+from collections import deque
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Literal
@@ -184,3 +185,41 @@ def _origin_of(url: str) -> tuple[str, str, int]:
         host, port = host_port, ""
     default = 443 if scheme in {"https", "wss"} else 80
     return scheme, host, int(port) if port.isdigit() else default
+
+
+class ReplayFilter:
+    """Drops the backlog a console replays when it attaches again (after a stop, a restart,
+    or a dropped stream): the client already has those lines.
+
+    Lines of a new session are held while they continue what was already sent; once they
+    reach its last line the rest are new, and as soon as they diverge the held lines are new
+    after all and are let through.
+    """
+
+    def __init__(self, keep: int) -> None:
+        self._recent: deque[str] = deque(maxlen=keep)
+        self._held: list[str] = []
+        self._matching = False
+
+    def new_session(self) -> None:
+        self._held = []
+        self._matching = bool(self._recent)
+
+    def feed(self, line: str) -> list[str]:
+        """The lines to send for `line` (none while it may still be a replay)."""
+        if not self._matching:
+            self._recent.append(line)
+            return [line]
+        held = [*self._held, line]
+        recent = list(self._recent)
+        size = len(held)
+        starts = [j for j in range(len(recent) - size + 1) if recent[j : j + size] == held]
+        if any(j + size == len(recent) for j in starts):
+            self._matching, self._held = False, []
+            return []
+        if starts:
+            self._held = held
+            return []
+        self._matching, self._held = False, []
+        self._recent.extend(held)
+        return held

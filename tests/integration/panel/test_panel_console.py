@@ -327,3 +327,41 @@ def test_console_log_over_http(
     refused = panel.client(api_key=key).get(f"/api/servers/{server_id}/logs")
     assert refused.status_code == 403
     assert "console:read" in refused.json()["error"]["message"]
+
+
+async def test_power_through_the_console_and_output_follows_a_restart(
+    panel: Panel, toy_node: tuple[NodeProcess, str]
+) -> None:
+    node, _ = toy_node
+    name = f"power-{uuid.uuid4().hex[:6]}"
+    run_toy(node, name)
+    owner, server_id = owner_and_server(panel, node, name)
+    lines: list[str] = []
+    with served(panel) as base:
+        async with connect(ws_url(base, server_id), additional_headers=cookie_headers(owner)) as ws:
+            await until(ws, output("boots=1"))
+            await ws.send(json.dumps({"type": "power", "action": "restart"}))
+            deadline = time.monotonic() + 90
+            acknowledged = None
+            while not any("boots=2" in line for line in lines):
+                left = deadline - time.monotonic()
+                assert left > 0, f"no second boot within 90 s: {lines}"
+                try:
+                    message = json.loads(await asyncio.wait_for(ws.recv(), left))
+                except TimeoutError:
+                    raise AssertionError(f"no second boot within 90 s: {lines}") from None
+                if message["type"] == "power":
+                    acknowledged = message
+                elif message["type"] == "output":
+                    lines.append(message["line"])
+    assert acknowledged is not None
+    assert acknowledged["action"] == "restart"
+    assert acknowledged["request"]
+    assert any(line.startswith("stopped") for line in lines)
+    # The backlog the second attachment replayed was not sent again.
+    assert not any("boots=1" in line for line in lines)
+    with transaction(panel.context.sessions) as db:
+        restarts = db.query(ActivityLog).filter(
+            ActivityLog.server_id == server_id, ActivityLog.event == "server.power.restart"
+        )
+        assert restarts.count() == 1

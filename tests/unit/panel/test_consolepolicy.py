@@ -10,6 +10,7 @@ from stellarstack.panel.consolepolicy import (
     FloodGuard,
     Invalid,
     Power,
+    ReplayFilter,
     TokenBucket,
     api_key_from_subprotocols,
     parse_client_message,
@@ -106,3 +107,26 @@ def test_api_key_from_subprotocols() -> None:
     assert api_key_from_subprotocols(offered, prefix) == "ssk_abc.def-_x"
     assert api_key_from_subprotocols(["stellarstack.console.v1"], prefix) is None
     assert api_key_from_subprotocols([prefix], prefix) is None
+
+
+def replay(filter_: ReplayFilter, lines: list[str]) -> list[str]:
+    filter_.new_session()
+    return [out for line in lines for out in filter_.feed(line)]
+
+
+def test_replay_filter_drops_a_replayed_backlog_and_keeps_what_is_new() -> None:
+    filter_ = ReplayFilter(keep=5)
+    assert replay(filter_, ["a", "b", "c"]) == ["a", "b", "c"]
+    # The same backlog again (a stopped server's finished log): nothing new.
+    assert replay(filter_, ["a", "b", "c"]) == []
+    # The backlog window moved on: its overlap is dropped, the new lines pass.
+    assert replay(filter_, ["b", "c", "d", "e"]) == ["d", "e"]
+    # A new run whose output differs from the start: everything passes.
+    assert replay(filter_, ["x", "y"]) == ["x", "y"]
+    # Lines that start like the history but diverge are new after all.
+    assert replay(filter_, ["d", "q"]) == ["d", "q"]
+
+
+def test_replay_filter_passes_everything_on_the_first_session() -> None:
+    filter_ = ReplayFilter(keep=3)
+    assert replay(filter_, ["a", "a", "a", "a"]) == ["a", "a", "a", "a"]

@@ -362,17 +362,27 @@ async def _console(services: NodeServices, websocket: WebSocket, key: ServerKey)
         await websocket.accept()
         async with services.runtime.attach(key, backlog=100) as session:
             output = asyncio.create_task(_forward_output(websocket, session.lines()))
-            try:
-                await _read_input(
+            reader = asyncio.create_task(
+                _read_input(
                     websocket,
                     session,
                     settings,
                     may_write=principal.allows(key.namespace, key.name, "console.write"),
                 )
+            )
+            try:
+                done, _ = await asyncio.wait({output, reader}, return_when=asyncio.FIRST_COMPLETED)
+                if reader in done:
+                    reader.result()  # re-raises the client's disconnect
+                else:
+                    # The process ended (a stop, a restart): close, so that clients attach
+                    # again for the next run instead of waiting on a finished log.
+                    await websocket.close(code=1000, reason="the server's console ended")
             finally:
-                output.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await output
+                for task in (output, reader):
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await task
     except ServerNotFoundError:
         await websocket.close(code=1011, reason="the server has no container yet")
     except WebSocketDisconnect:

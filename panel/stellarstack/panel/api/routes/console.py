@@ -55,6 +55,7 @@ from stellarstack.panel.consolepolicy import (
     FloodGuard,
     Invalid,
     Power,
+    ReplayFilter,
     TokenBucket,
     parse_client_message,
 )
@@ -63,7 +64,8 @@ from stellarstack.panel.context import PanelContext
 router = APIRouter(prefix="/api/servers/{server_id}", tags=["console"])
 
 BACKLOG = 100
-REATTACH_SECONDS = 2.0
+REATTACH_SECONDS = 1.0
+REATTACH_MAX_SECONDS = 15.0
 
 
 class ConsoleLog(BaseModel):
@@ -195,23 +197,32 @@ async def _refresh(
 
 async def _pump_output(websocket: WebSocket, backend: ServerBackend, current: _Current) -> None:
     """Output of the server's console; attaches again after the process ended (a stop, a
-    restart), so one socket follows the server through its power cycles."""
+    restart), so one socket follows the server through its power cycles. The backlog a new
+    attachment replays is not sent twice, and a server that stays stopped is asked less and
+    less often."""
     server = current.use.server
+    replayed = ReplayFilter(keep=BACKLOG)
+    pause = REATTACH_SECONDS
     while True:
+        sent = False
+        replayed.new_session()
         try:
             async with backend.console(
                 server.namespace, server.resource_name, backlog=BACKLOG
             ) as session:
                 current.session = session
                 async for line in session.lines():
-                    await websocket.send_json({"type": "output", "line": line})
+                    for fresh in replayed.feed(line):
+                        sent = True
+                        await websocket.send_json({"type": "output", "line": fresh})
         except ResourceMissingError as exc:
             raise _ClosedError(CloseCode.FORBIDDEN, f"the server is gone: {exc}") from exc
         except BackendError:
             pass  # no process to attach to yet (stopped, installing); try again below
         finally:
             current.session = None
-        await asyncio.sleep(REATTACH_SECONDS)
+        pause = REATTACH_SECONDS if sent else min(pause * 2, REATTACH_MAX_SECONDS)
+        await asyncio.sleep(pause)
 
 
 async def _read_input(
