@@ -36,6 +36,7 @@ from stellarstack.panel.api.routes.webhooks import router as server_webhooks_rou
 from stellarstack.panel.context import PanelContext
 from stellarstack.panel.db.migrate import upgrade
 from stellarstack.panel.services.webhooks import WebhookOutbox
+from stellarstack.panel.web import pages
 
 BackgroundTask = Callable[[PanelContext], contextlib.AbstractAsyncContextManager[None]]
 
@@ -105,6 +106,7 @@ def create_app(
 
     install_request_metrics(app, context)
     app.include_router(health.router)
+    app.include_router(pages.router)
     app.include_router(metrics_router)
     app.include_router(activity_router)
     app.include_router(admin_webhooks_router)

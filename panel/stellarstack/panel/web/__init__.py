@@ -1,0 +1,1 @@
+"""Server-rendered pages: first-run setup, login, password reset, email verification."""
