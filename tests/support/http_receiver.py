@@ -89,7 +89,11 @@ def http_receiver() -> Iterator[Receiver]:
         def log_message(self, *_: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    class Server(ThreadingHTTPServer):
+        # The default backlog of 5 drops concurrent deliveries' connections (SYN retries).
+        request_queue_size = 128
+
+    server = Server(("127.0.0.1", 0), Handler)
     receiver = Receiver(server)
     holder.append(receiver)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

@@ -190,12 +190,24 @@ async def resolve(host: str, port: int) -> list[str]:
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
+def delivery_client(timeout_seconds: float) -> httpx.AsyncClient:
+    """One client per delivery round: its TLS context is built once (the costly part). No
+    keep-alive: connections go to pinned addresses, and a pooled one, keyed by address only,
+    could carry a request for one host name over a TLS session checked for another."""
+    return httpx.AsyncClient(
+        follow_redirects=False,
+        timeout=timeout_seconds,
+        trust_env=False,
+        limits=httpx.Limits(max_keepalive_connections=0),
+    )
+
+
 async def send(
     claim: Claim,
     *,
+    client: httpx.AsyncClient,
     policy: AddressPolicy,
     timestamp: int,
-    timeout_seconds: float,
     resolver: Resolver = resolve,
 ) -> Attempt:
     """One attempt: POST the signed body to the checked address; never follows redirects."""
@@ -233,15 +245,12 @@ async def send(
     }
     extensions = {"sni_hostname": destination.host} if destination.scheme == "https" else {}
     try:
-        async with httpx.AsyncClient(
-            follow_redirects=False, timeout=timeout_seconds, trust_env=False
-        ) as client:
-            response = await client.post(
-                f"{destination.scheme}://{shown}:{destination.port}{destination.path_and_query}",
-                content=body,
-                headers=headers,
-                extensions=extensions,
-            )
+        response = await client.post(
+            f"{destination.scheme}://{shown}:{destination.port}{destination.path_and_query}",
+            content=body,
+            headers=headers,
+            extensions=extensions,
+        )
     except httpx.HTTPError as exc:
         return Attempt("failure", None, f"{type(exc).__name__}: {exc}"[:500], took())
     if 200 <= response.status_code < 300:
@@ -253,41 +262,46 @@ async def send(
     return Attempt("failure", response.status_code, error, took())
 
 
-def record_attempt(context: PanelContext, claim: Claim, attempt: Attempt) -> str:
-    """Write the attempt into the delivery's history and decide what comes next; returns the
-    outcome counted in the metrics (delivered, retry, failed, refused)."""
+def record_attempts(context: PanelContext, attempts: list[tuple[Claim, Attempt]]) -> list[str]:
+    """Write a round's attempts (one transaction); returns each outcome for the metrics."""
+    with transaction(context.sessions) as db:
+        return [_record(db, context, claim, attempt) for claim, attempt in attempts]
+
+
+def _record(db: Session, context: PanelContext, claim: Claim, attempt: Attempt) -> str:
+    """Write the attempt into the delivery's history and decide what comes next: delivered,
+    retry, failed (out of attempts) or refused (the destination is not allowed)."""
     now = context.clock()
     settings = context.settings
-    with transaction(context.sessions) as db:
-        delivery = db.get(WebhookDelivery, claim.delivery_id, with_for_update=True)
-        if delivery is None or delivery.status != "pending":
-            return "gone"
-        delivery.attempts += 1
-        delivery.last_status_code = attempt.status_code
-        delivery.last_error = attempt.error
-        entry: dict[str, object] = {
-            "attempt": delivery.attempts,
-            "at": now.isoformat(),
-            "status_code": attempt.status_code,
-            "error": attempt.error,
-            "duration_ms": round(attempt.seconds * 1000, 1),
-        }
-        # A new list, so the JSON column is seen as changed.
-        delivery.history = [*(delivery.history or []), entry][-HISTORY_LIMIT:]
-        if attempt.outcome == "delivered":
-            delivery.status = "delivered"
-            delivery.delivered_at = now
-            return "delivered"
-        if attempt.outcome == "refused" or delivery.attempts >= settings.webhook_max_attempts:
-            delivery.status = "failed"
-            return "refused" if attempt.outcome == "refused" else "failed"
-        delivery.next_attempt_at = now + webhookformat.retry_delay(
-            delivery.attempts,
-            base_seconds=settings.webhook_retry_base_seconds,
-            cap_seconds=MAX_RETRY_SECONDS,
-            jitter=random.random(),
-        )
-        return "retry"
+    delivery = db.get(WebhookDelivery, claim.delivery_id, with_for_update=True)
+    if delivery is None or delivery.status != "pending":
+        return "gone"
+    delivery.attempts += 1
+    delivery.last_status_code = attempt.status_code
+    delivery.last_error = attempt.error
+    entry: dict[str, object] = {
+        "attempt": delivery.attempts,
+        "at": now.isoformat(),
+        "status_code": attempt.status_code,
+        "error": attempt.error,
+        "duration_ms": round(attempt.seconds * 1000, 1),
+    }
+    # A new list, so the JSON column is seen as changed.
+    delivery.history = [*(delivery.history or []), entry][-HISTORY_LIMIT:]
+    if attempt.outcome == "delivered":
+        delivery.status = "delivered"
+        delivery.delivered_at = now
+        return "delivered"
+    if attempt.outcome == "refused" or delivery.attempts >= settings.webhook_max_attempts:
+        delivery.status = "failed"
+        return "refused" if attempt.outcome == "refused" else "failed"
+    delivery.next_attempt_at = now + webhookformat.retry_delay(
+        delivery.attempts,
+        base_seconds=settings.webhook_retry_base_seconds,
+        cap_seconds=MAX_RETRY_SECONDS,
+        jitter=random.random(),
+    )
+    return "retry"
 
 
 async def deliver_due(context: PanelContext, *, resolver: Resolver = resolve) -> int:
@@ -298,18 +312,23 @@ async def deliver_due(context: PanelContext, *, resolver: Resolver = resolve) ->
         claims = await asyncio.to_thread(claim_due, context)
         if not claims:
             return made
-        for claim in claims:
-            attempt = await send(
-                claim,
-                policy=policy,
-                timestamp=int(context.clock().timestamp()),
-                timeout_seconds=context.settings.webhook_timeout_seconds,
-                resolver=resolver,
+        timestamp = int(context.clock().timestamp())
+        async with delivery_client(context.settings.webhook_timeout_seconds) as client:
+            # A claimed batch goes out concurrently: one slow receiver delays it by at most
+            # the timeout, not by the timeout times the batch.
+            attempts = await asyncio.gather(
+                *(
+                    send(c, client=client, policy=policy, timestamp=timestamp, resolver=resolver)
+                    for c in claims
+                )
             )
-            outcome = await asyncio.to_thread(record_attempt, context, claim, attempt)
+        outcomes = await asyncio.to_thread(
+            record_attempts, context, list(zip(claims, attempts, strict=True))
+        )
+        for attempt, outcome in zip(attempts, outcomes, strict=True):
             context.metrics.webhook_deliveries.labels(outcome).inc()
             context.metrics.webhook_delivery_seconds.observe(attempt.seconds)
-            made += 1
+        made += len(claims)
 
 
 def redeliver(db: Session, context: PanelContext, delivery: WebhookDelivery) -> WebhookDelivery:
