@@ -3,6 +3,8 @@ the login's second step, replayed codes, recovery codes, brute force, password c
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -328,3 +330,37 @@ def test_wrong_current_passwords_are_rate_limited(panel: Panel) -> None:
         assert admin.post("/api/account/password", json=body).status_code == 422
     blocked = admin.post("/api/account/password", json={**body, "current_password": PASSWORD})
     assert blocked.status_code == 429
+
+
+def test_the_same_code_sent_twice_at_once_logs_in_once(panel: Panel) -> None:
+    admin = panel.setup_admin()
+    enabled = enable_two_factor(panel, admin)
+    code = code_now(panel, enabled.secret)
+    clients = [pending_login(panel) for _ in range(4)]
+    barrier = threading.Barrier(len(clients))
+
+    def submit(client: PanelClient) -> int:
+        barrier.wait(timeout=10)
+        status: int = client.post("/api/auth/login/two-factor", json={"code": code}).status_code
+        return status
+
+    with ThreadPoolExecutor(max_workers=len(clients)) as pool:
+        statuses = sorted(pool.map(submit, clients))
+    assert statuses == [200, 401, 401, 401]
+
+
+def test_the_same_recovery_code_sent_twice_at_once_works_once(panel: Panel) -> None:
+    admin = panel.setup_admin()
+    enabled = enable_two_factor(panel, admin)
+    clients = [pending_login(panel) for _ in range(4)]
+    barrier = threading.Barrier(len(clients))
+
+    def submit(client: PanelClient) -> int:
+        barrier.wait(timeout=10)
+        body = {"recovery_code": enabled.recovery_codes[0]}
+        status: int = client.post("/api/auth/login/two-factor", json=body).status_code
+        return status
+
+    with ThreadPoolExecutor(max_workers=len(clients)) as pool:
+        statuses = sorted(pool.map(submit, clients))
+    assert statuses == [200, 401, 401, 401]
