@@ -228,3 +228,24 @@ def test_forgotten_password_through_the_pages(
     assert ADMIN_EMAIL in login.who()
     assert reset.errors == []
     assert login.errors == []
+
+
+def test_verification_link_page_confirms_the_address(
+    browser: Any, site: str, dev_panel: Panel, caplog: pytest.LogCaptureFixture
+) -> None:
+    admin = dev_panel.setup_admin()
+    with caplog.at_level(logging.INFO, logger="stellarstack.panel.mail"):
+        assert admin.post("/api/account/email/verification").status_code == 202
+    logged = " ".join(r.getMessage() for r in caplog.records if r.name == "stellarstack.panel.mail")
+    match = re.search(r"/verify-email\?token=([A-Za-z0-9_\-]+)", logged)
+    assert match, logged
+
+    tab = Tab(browser, site)
+    tab.open("/verify-email?token=not-a-real-token-at-all")
+    tab.submit("verify-form")
+    assert "invalid, used or expired" in tab.error_of("verify-form")
+    tab.open(f"/verify-email?token={match.group(1)}")
+    tab.submit("verify-form")
+    tab.page.locator("main > .notice").wait_for(state="visible")
+    assert admin.get("/api/account").json()["email_verified"] is True
+    assert tab.errors == []
