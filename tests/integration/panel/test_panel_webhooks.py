@@ -445,3 +445,28 @@ def test_pending_deliveries_of_a_deleted_webhook_go_with_it(
     assert deliver(hooked) == 0
     with transaction(hooked.context.sessions) as db:
         assert db.query(WebhookDelivery).filter_by(webhook_id=hook["id"]).count() == 0
+
+
+def test_two_replicas_never_send_the_same_delivery(
+    hooked: Panel, receiver: Receiver, tmp_path: Path, panel_db_url: str
+) -> None:
+    """Two panels on one database deliver concurrently: every delivery is sent exactly once
+    (row locks skipped on PostgreSQL, one writer on SQLite)."""
+    admin = hooked.setup_admin()
+    hook = create_hook(admin, receiver.url, events=["webhook.test"])
+    for _ in range(40):
+        assert admin.post(f"/api/admin/webhooks/{hook['id']}/test").status_code == 202
+    settings = panel_settings(tmp_path, panel_db_url, webhook_allowed=[receiver.allowed])
+    other = build_context(settings)
+    try:
+
+        async def both() -> list[int]:
+            return list(await asyncio.gather(deliver_due(hooked.context), deliver_due(other)))
+
+        made = asyncio.run(both())
+    finally:
+        other.engine.dispose()
+    assert sum(made) == 40
+    ids = [r.headers["x-stellarstack-delivery"] for r in receiver.requests]
+    assert len(ids) == len(set(ids)) == 40
+    assert {d["status"] for d in deliveries(admin, hook["id"])} == {"delivered"}
