@@ -77,13 +77,23 @@ def waiting_reason(pod: Manifest | None) -> str | None:
         if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
             reason = condition.get("reason") or "Unschedulable"
             return f"{reason}: {condition.get('message') or ''}".rstrip(": ")
+    # The init container (config-file edits) runs first: its image missing is why the game waits.
+    for init in ((pod or {}).get("status") or {}).get("initContainerStatuses") or []:
+        waiting = (init.get("state") or {}).get("waiting") or {}
+        if waiting.get("reason") not in _STARTING_REASONS:
+            message = waiting.get("message") or ""
+            return f"init container {init.get('name')}: {waiting['reason']}: {message}".rstrip(": ")
     status = _game_status(pod or {})
     waiting = ((status or {}).get("state") or {}).get("waiting") or {}
     reason = waiting.get("reason")
-    if reason and reason != "ContainerCreating":
+    if reason not in _STARTING_REASONS:
         message = waiting.get("message") or ""
         return f"{reason}: {message}".rstrip(": ")
     return None
+
+
+# Waiting reasons that only mean "on its way", not "blocked".
+_STARTING_REASONS = {None, "", "ContainerCreating", "PodInitializing"}
 
 
 def compute_install_outcome(job: Manifest, log_tail: str) -> InstallOutcome | None:

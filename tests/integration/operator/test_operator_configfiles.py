@@ -116,3 +116,33 @@ def test_blueprint_without_config_files_has_no_init_container(
     gameservers.wait_state("toy-plain", "Running", timeout=120)
     pod = kube.core.read_namespaced_pod("toy-plain", kube_namespace)
     assert not pod.spec.init_containers
+
+
+@pytest.fixture
+def missing_stellarstack_image(monkeypatch: pytest.MonkeyPatch) -> str:
+    """The operator (started after this fixture) is configured with an image no node has."""
+    image = f"localhost/stellarstack/missing-{secrets.token_hex(3)}:0"
+    monkeypatch.setenv("STELLARSTACK_IMAGE", image)
+    return image
+
+
+def test_a_missing_init_image_is_named_in_the_status(
+    missing_stellarstack_image: str,
+    kube: Kube,
+    kube_namespace: str,
+    operator: KopfRunner,
+    blueprint: Callable[..., str],
+    gameservers: GameServers,
+) -> None:
+    bp = blueprint(configFiles=CONFIG_FILES[:1])
+    gameservers.create(gameserver_doc("toy-noimg", bp))
+
+    def named() -> dict[str, object] | None:
+        status = gameservers.status("toy-noimg")
+        message = str(status.get("message") or "")
+        return status if message.startswith("init container config-files: ") else None
+
+    status = kube.wait_for("the blocked init container in the status", named, 120, 1.0)
+    assert status["state"] == "Starting", status
+    pod = kube.core.read_namespaced_pod("toy-noimg", kube_namespace)
+    assert pod.spec.init_containers[0].image == missing_stellarstack_image

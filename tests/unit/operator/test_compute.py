@@ -77,6 +77,28 @@ def test_waiting_reason_names_what_blocks_the_start() -> None:
     )
 
 
+def test_waiting_reason_names_a_blocked_init_container() -> None:
+    initializing = pod({"waiting": {"reason": "PodInitializing"}}, "Pending")
+    assert waiting_reason(initializing) is None
+    initializing["status"]["initContainerStatuses"] = [
+        {"name": "config-files", "state": {"waiting": {"reason": "PodInitializing"}}}
+    ]
+    assert waiting_reason(initializing) is None
+    initializing["status"]["initContainerStatuses"] = [
+        {"name": "config-files", "state": {"running": {}}}
+    ]
+    assert waiting_reason(initializing) is None
+    initializing["status"]["initContainerStatuses"] = [
+        {
+            "name": "config-files",
+            "state": {"waiting": {"reason": "ErrImageNeverPull", "message": "no image"}},
+        }
+    ]
+    assert (
+        waiting_reason(initializing) == "init container config-files: ErrImageNeverPull: no image"
+    )
+
+
 @pytest.mark.parametrize(
     ("status", "succeeded"),
     [
