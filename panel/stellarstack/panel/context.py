@@ -75,11 +75,12 @@ def load_signing_key(path: Path) -> Ed25519PrivateKey:
 def build_context(settings: PanelSettings, *, engine: Engine | None = None) -> PanelContext:
     engine = engine or make_engine(settings.database_url)
     key_file = settings.signing_key_file or settings.data_dir / "panel-signing-key.pem"
+    signing_key = load_signing_key(key_file)
     return PanelContext(
         settings=settings,
         engine=engine,
         sessions=make_session_factory(engine),
-        signing_key=load_signing_key(key_file),
-        backends=BackendRegistry(kubeconfig=settings.kubeconfig),
+        signing_key=signing_key,
+        backends=BackendRegistry(kubeconfig=settings.kubeconfig, signing_key=signing_key),
         mailer=mailer_for(settings),
     )

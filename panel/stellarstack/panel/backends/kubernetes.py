@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import urllib3
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from kubernetes import client
 from kubernetes import config as _config
 from kubernetes.client.exceptions import ApiException
@@ -29,6 +30,7 @@ from stellarstack.panel.backends.base import (
     ResourceInvalidError,
     ResourceMissingError,
 )
+from stellarstack.panel.backends.kubernetes_io import KubernetesIO
 
 # The client's loaders carry no type hints; treat the module as dynamic.
 config: Any = _config
@@ -71,11 +73,14 @@ class KubernetesBackend:
         context: str | None = None,
         api_client: Any = None,
         request_timeout: float = 15.0,
+        signing_key: Ed25519PrivateKey | None = None,
     ) -> None:
         self.namespace = namespace
         self._api_client = api_client or api_client_for(kubeconfig, context)
         self._custom: Any = client.CustomObjectsApi(self._api_client)
         self._timeout = request_timeout
+        # The panel's key signs the server tokens the files Pods accept.
+        self._io = KubernetesIO(self._api_client, signing_key=signing_key)
 
     async def _call(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         kwargs.setdefault("_request_timeout", self._timeout)
@@ -263,23 +268,23 @@ class KubernetesBackend:
         return request
 
     async def aclose(self) -> None:
+        await self._io.aclose()
         await asyncio.to_thread(self._api_client.close)
 
     # --- interactive ---------------------------------------------------------------------
-    # Console, logs, stats, files and backup archives go through the game Pod (the pods
-    # attach and log APIs, the files sidecar). Implemented with the console and files routes
-    # of the panel.
+    # Console, logs and stats through the game Pod, files through the on-demand files Pod:
+    # implemented in kubernetes_io (`KubernetesIO`) over this backend's API client.
 
     def console(
         self, namespace: str, name: str, *, backlog: int
     ) -> AbstractAsyncContextManager[ConsoleSession]:
-        raise NotImplementedError("console is not available through this backend yet")
+        return self._io.console(namespace or self.namespace, name, backlog=backlog)
 
     async def logs(self, namespace: str, name: str, *, tail: int) -> list[str]:
-        raise NotImplementedError("logs are not available through this backend yet")
+        return await self._io.logs(namespace or self.namespace, name, tail=tail)
 
     async def stats(self, namespace: str, name: str) -> ResourceStats:
-        raise NotImplementedError("stats are not available through this backend yet")
+        return await self._io.stats(namespace or self.namespace, name)
 
     async def files(
         self,
@@ -292,10 +297,18 @@ class KubernetesBackend:
         headers: Mapping[str, str],
         body: AsyncIterator[bytes] | bytes | None,
     ) -> ProxiedResponse:
-        raise NotImplementedError("files are not available through this backend yet")
+        return await self._io.files(
+            namespace or self.namespace,
+            name,
+            method=method,
+            path=path,
+            params=params,
+            headers=headers,
+            body=body,
+        )
 
     async def backup_archive(self, namespace: str, name: str) -> ProxiedResponse:
-        raise NotImplementedError("backup archives are not available through this backend yet")
+        return await self._io.backup_archive(namespace or self.namespace, name)
 
 
 class _ConflictError(BackendError):

@@ -13,6 +13,8 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from stellarstack.panel.backends.base import ServerBackend
 from stellarstack.panel.backends.docker_node import DockerNodeBackend
 from stellarstack.panel.db.models import KubernetesTarget, Node, Server, TargetKind
@@ -28,8 +30,11 @@ class BackendRegistry:
         kubeconfig: Path | None = None,
         node_factory: NodeFactory | None = None,
         target_factory: TargetFactory | None = None,
+        signing_key: Ed25519PrivateKey | None = None,
     ) -> None:
         self.kubeconfig = kubeconfig
+        self.signing_key = signing_key
+        """Signs the server tokens Kubernetes files Pods accept."""
         self._node_factory = node_factory or _docker_node
         self._target_factory = target_factory or self._kubernetes
         self._lock = threading.Lock()
@@ -42,7 +47,10 @@ class BackendRegistry:
         from stellarstack.panel.backends.kubernetes import KubernetesBackend
 
         return KubernetesBackend(
-            namespace=target.namespace, kubeconfig=self.kubeconfig, context=target.context
+            namespace=target.namespace,
+            kubeconfig=self.kubeconfig,
+            context=target.context,
+            signing_key=self.signing_key,
         )
 
     def for_node(self, node: Node) -> ServerBackend:
