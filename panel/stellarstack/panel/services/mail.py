@@ -56,7 +56,8 @@ class LoggingMailer:
     def send(self, message: EmailMessage) -> None:
         body = message.get_body(preferencelist=("plain",))
         text = body.get_content() if body is not None else ""
-        log.info(
+        # A warning, so it shows under any logging set-up: the link is only here.
+        log.warning(
             "mail not sent (development mode, no SMTP server): to=%s subject=%r\n%s",
             message["To"],
             message["Subject"],
