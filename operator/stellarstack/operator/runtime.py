@@ -131,10 +131,11 @@ class KubernetesRuntime:
     the Kubernetes client's process-wide default configuration.
 
     The console, log, status and stats methods work on any game server Pod, including the ones
-    the operator runs for GameServer objects (a panel needs `get` on pods, `get` on pods/log,
-    `get` and `create` on pods/attach, and `get` on metrics.k8s.io pods). The power methods
-    (ensure, install, start, stop, kill, destroy) drive the Pod themselves: use them for servers
-    that no operator reconciles, since an operator would act on the same Pod at the same time.
+    the operator runs for GameServer objects (a panel needs `get` on pods, pods/log and
+    configmaps, `get` and `create` on pods/attach, and `get` on metrics.k8s.io pods). The
+    power methods (ensure, install, start, stop, kill, destroy) drive the Pod themselves: use
+    them for servers that no operator reconciles, since an operator would act on the same Pod
+    at the same time.
     """
 
     def __init__(self, api_client: Any, settings: KubernetesRuntimeSettings | None = None) -> None:
