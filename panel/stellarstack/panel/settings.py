@@ -50,6 +50,8 @@ class PanelSettings(BaseSettings):
     smtp_starttls: bool = True
     """Upgrade SMTP connections with STARTTLS (the server's certificate is checked)."""
     smtp_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    smtp_ca_file: Path | None = None
+    """PEM certificates to trust for the SMTP server (a private CA); the system's otherwise."""
     mail_from: str = "StellarStack <noreply@localhost>"
     mail_requests_per_account: int = Field(default=3, ge=1, le=1000)
     """Password-reset and verification mails per address in `login_window_seconds`."""

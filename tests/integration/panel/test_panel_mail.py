@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import email
 import email.policy
+import ipaddress
 import logging
 import socket
+import ssl
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -16,6 +19,11 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from sqlalchemy import select
 
 from stellarstack.panel.api.app import create_app
@@ -33,6 +41,8 @@ class Inbox:
     def __init__(self) -> None:
         self.messages: list[EmailMessage] = []
         self.recipients: list[list[str]] = []
+        self.sessions: list[tuple[bool, bool]] = []
+        """(over TLS, authenticated) for each message."""
         self._lock = threading.Lock()
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
@@ -41,6 +51,7 @@ class Inbox:
         with self._lock:
             self.messages.append(message)
             self.recipients.append(list(envelope.rcpt_tos))
+            self.sessions.append((session.ssl is not None, bool(session.authenticated)))
         return "250 Message accepted for delivery"
 
     def only(self, to: str) -> EmailMessage:
@@ -299,3 +310,133 @@ def test_production_without_smtp_refuses_mail_features(panel: Panel) -> None:
     assert admin.post("/api/account/email/verification").status_code == 503
     # Creating users still works; the verification mail is simply not sent.
     create_user(panel, admin, "player@example.com")
+
+
+# --- STARTTLS with a certificate from a private CA, and SMTP AUTH ---------------------------
+
+SMTP_USER = "panel"
+SMTP_SECRET = "mail-relay-secret"
+
+
+def _certificate(
+    subject: str, key: ec.EllipticCurvePrivateKey, issuer: x509.Name | None, signer: Any, ca: bool
+) -> x509.Certificate:
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
+    now = datetime.now(UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(issuer or name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(hours=1))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
+    if ca:
+        builder = builder.add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+    else:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+    return builder.sign(signer, hashes.SHA256())
+
+
+@pytest.fixture
+def tls_inbox(tmp_path: Path) -> Iterator[tuple[Inbox, int, Path]]:
+    """An SMTP server that requires STARTTLS and a login; its certificate is signed by a CA
+    that only the returned `ca.pem` holds."""
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_cert = _certificate("StellarStack test CA", ca_key, None, ca_key, ca=True)
+    server_key = ec.generate_private_key(ec.SECP256R1())
+    server_cert = _certificate("127.0.0.1", server_key, ca_cert.subject, ca_key, ca=False)
+    ca_file = tmp_path / "ca.pem"
+    ca_file.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    chain = tmp_path / "server.pem"
+    chain.write_bytes(
+        server_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        + server_cert.public_bytes(serialization.Encoding.PEM)
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(chain)
+
+    def authenticator(server: Any, session: Any, envelope: Any, mechanism: str, auth: Any) -> Any:
+        ok = isinstance(auth, LoginPassword) and (auth.login, auth.password) == (
+            SMTP_USER.encode(),
+            SMTP_SECRET.encode(),
+        )
+        return AuthResult(success=ok)
+
+    handler = Inbox()
+    port = free_port()
+    controller = Controller(
+        handler,
+        hostname="127.0.0.1",
+        port=port,
+        tls_context=context,
+        require_starttls=True,
+        auth_required=True,
+        authenticator=authenticator,
+    )
+    controller.start()
+    try:
+        yield handler, port, ca_file
+    finally:
+        controller.stop()
+
+
+def test_mail_goes_over_starttls_with_a_login(
+    tmp_path: Path,
+    panel_db_url: str,
+    panel_clock: Clock,
+    tls_inbox: tuple[Inbox, int, Path],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    received, port, ca_file = tls_inbox
+    common = {
+        "smtp_host": "127.0.0.1",
+        "smtp_port": port,
+        "smtp_starttls": True,
+        "smtp_username": SMTP_USER,
+        "smtp_password": SMTP_SECRET,
+    }
+    trusted = build_context(panel_settings(tmp_path, panel_db_url, smtp_ca_file=ca_file, **common))
+    trusted.clock = panel_clock
+    panel = Panel(context=trusted, app=create_app(trusted), clock=panel_clock)
+    try:
+        panel.setup_admin()
+        sent = panel.client().post("/api/auth/password-reset", json={"email": ADMIN_EMAIL})
+        assert sent.status_code == 202
+        assert received.sessions == [(True, True)]
+        assert link_token(received.only(ADMIN_EMAIL), "reset-password")
+
+        # The same server with only the system's trust store: its certificate is refused and
+        # nothing is sent in the clear; the request is answered all the same.
+        panel.context.mailer = SmtpMailer(
+            host="127.0.0.1", port=port, username=SMTP_USER, password=SMTP_SECRET
+        )
+        with caplog.at_level(logging.ERROR, logger="stellarstack.panel.mail"):
+            again = panel.client().post("/api/auth/password-reset", json={"email": ADMIN_EMAIL})
+        assert again.status_code == 202
+        assert len(received.messages) == 1
+        assert any("CERTIFICATE_VERIFY_FAILED" in r.getMessage() for r in caplog.records)
+    finally:
+        panel.close()

@@ -40,11 +40,13 @@ class SmtpMailer:
     starttls: bool = True
     """Upgrade the connection with STARTTLS (certificate checked) before logging in."""
     timeout: float = 10.0
+    ca_file: str | None = None
+    """Certificates to trust instead of the system's (an internal relay's private CA)."""
 
     def send(self, message: EmailMessage) -> None:
         with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
             if self.starttls:
-                smtp.starttls(context=ssl.create_default_context())
+                smtp.starttls(context=ssl.create_default_context(cafile=self.ca_file))
             if self.username:
                 smtp.login(self.username, self.password or "")
             smtp.send_message(message)
@@ -85,6 +87,7 @@ def mailer_for(settings: PanelSettings) -> Mailer:
             ),
             starttls=settings.smtp_starttls,
             timeout=settings.smtp_timeout_seconds,
+            ca_file=str(settings.smtp_ca_file) if settings.smtp_ca_file else None,
         )
     if settings.is_development:
         return LoggingMailer()
