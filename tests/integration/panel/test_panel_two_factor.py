@@ -364,3 +364,16 @@ def test_the_same_recovery_code_sent_twice_at_once_works_once(panel: Panel) -> N
     with ThreadPoolExecutor(max_workers=len(clients)) as pool:
         statuses = sorted(pool.map(submit, clients))
     assert statuses == [200, 401, 401, 401]
+
+
+def test_pending_session_expires_after_ten_minutes_even_when_used(panel: Panel) -> None:
+    admin = panel.setup_admin()
+    enabled = enable_two_factor(panel, admin)
+    client = pending_login(panel)
+    panel.clock.advance(minutes=6)
+    guess = wrong_code(panel, enabled.secret)
+    assert client.post("/api/auth/login/two-factor", json={"code": guess}).status_code == 401
+    panel.clock.advance(minutes=5)
+    late = client.post("/api/auth/login/two-factor", json={"code": code_now(panel, enabled.secret)})
+    assert late.status_code == 401
+    assert late.json()["error"]["code"] == "unauthenticated"

@@ -144,7 +144,8 @@ def _from_session(
     user = db.get(User, login.user_id)
     if user is None or user.disabled_at is not None:
         raise _unauthenticated("the account is disabled")
-    if now - login.last_seen_at > TOUCH_INTERVAL:
+    # A pending session keeps its short life: using it must not stretch it to a full one.
+    if now - login.last_seen_at > TOUCH_INTERVAL and not login.two_factor_pending:
         login.last_seen_at = now
         login.expires_at = now + timedelta(hours=context.settings.session_lifetime_hours)
     return Principal(user=user, ip=ip, session=login)
