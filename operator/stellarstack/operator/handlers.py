@@ -13,6 +13,7 @@ import asyncio
 import logging
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import aiohttp
@@ -101,8 +102,15 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.watching.server_timeout = 300
     if "reconciler" not in memo:
         metrics = _metrics(memo)
+        operator_settings = OperatorSettings()
+        # Every blocking API call runs in the loop's default executor (`asyncio.to_thread`).
+        # Its default size (CPUs + 4) capped a fleet of GameServers at a handful of requests in
+        # flight, each waiting on the API server, while the process itself sat mostly idle.
+        asyncio.get_running_loop().set_default_executor(
+            ThreadPoolExecutor(operator_settings.api_threads, thread_name_prefix="kube")
+        )
         memo["reconciler"] = GameServerReconciler(
-            Kube(connect(), metrics), OperatorSettings(), metrics
+            Kube(connect(operator_settings.api_threads), metrics), operator_settings, metrics
         )
 
 

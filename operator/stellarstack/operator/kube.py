@@ -30,15 +30,20 @@ config: Any = _config
 Manifest = dict[str, Any]
 
 
-def connect() -> Any:
-    """An ApiClient: in-cluster credentials when running in a Pod, else the kubeconfig."""
+def connect(max_connections: int = 10) -> Any:
+    """An ApiClient: in-cluster credentials when running in a Pod, else the kubeconfig.
+    It keeps up to `max_connections` connections open: as many as threads call it at once."""
+    configuration = client.Configuration()
     try:
-        config.load_incluster_config()
-        return client.ApiClient()
+        config.load_incluster_config(client_configuration=configuration)
     except config.ConfigException:
         # The client fixes its default kubeconfig path when it is imported; read $KUBECONFIG
         # now, so a value set later (by a launcher or a test) is honoured.
-        return config.new_client_from_config(config_file=os.environ.get("KUBECONFIG") or None)
+        config.load_kube_config(
+            config_file=os.environ.get("KUBECONFIG") or None, client_configuration=configuration
+        )
+    configuration.connection_pool_maxsize = max_connections
+    return client.ApiClient(configuration)
 
 
 class Kube:

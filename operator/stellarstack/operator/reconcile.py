@@ -87,6 +87,8 @@ class OperatorSettings:
     """How soon to look again while something is under way (an install, a starting Pod)."""
     readiness_log_lines: int = 5000
     pod_gone_timeout: timedelta = timedelta(seconds=90)
+    api_threads: int = 32
+    """Blocking API calls in flight at once (threads, and the client's pooled connections)."""
     refusal_retry: timedelta = timedelta(seconds=30)
     """How long a GameServer whose children the API server refused (quota, policy, invalid)
     stays in Error before the operator tries again without a spec change."""
