@@ -37,6 +37,7 @@ serialised per server with one lock each.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import math
 import os
@@ -674,12 +675,21 @@ class _KubernetesConsole:
     def _pump(self, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[str | None]) -> None:
         def put(item: str | None) -> None:
             # Blocks this thread (never the event loop) while the client is slow: the kubelet
-            # and the API server buffer, not this process.
-            asyncio.run_coroutine_threadsafe(queue.put(item), loop).result()
+            # and the API server buffer, not this process. A closed session stops waiting.
+            future = asyncio.run_coroutine_threadsafe(queue.put(item), loop)
+            while True:
+                try:
+                    future.result(timeout=1)
+                    return
+                except concurrent.futures.TimeoutError:
+                    if self._closed.is_set():
+                        future.cancel()
+                        return
 
         try:
             self._response = self._runtime._follow_log(self._key, self._backlog)
             if self._closed.is_set():
+                self.close()  # closed while the request was under way
                 return
             for text in _split_lines(self._response.stream(4096)):
                 if self._closed.is_set():
