@@ -171,6 +171,9 @@ def test_a_user_creates_runs_stops_and_deletes_a_server_on_a_docker_node(
     deleted = player.delete(f"/api/servers/{server['id']}")
     assert deleted.status_code == 204, deleted.text
     assert player.get(f"/api/servers/{server['id']}").status_code == 404
+    # The node still lists it while it stops and cleans up; it does not come back adopted.
+    assert admin.post("/api/admin/servers/sync").json()["adopted"] == 0
+    assert admin.get("/api/admin/servers/unassigned").json()["total"] == 0
     free = admin.get(f"/api/admin/nodes/{node['id']}/allocations?free=true").json()
     assert [a["port"] for a in free] == [host_port]
     with nodeproxy.client() as node_api:

@@ -74,6 +74,14 @@ def found(name: str, namespace: str = "games", **extra: Any) -> dict[str, Any]:
             [("other", "a", False, None)],
             id="same-name-other-namespace",
         ),
+        pytest.param(
+            {},
+            [found("x", metadata={"annotations": {"stellarstack.io/panel-deleted": "true"}})],
+            {},
+            [],
+            [],
+            id="deleted-by-the-panel-not-adopted",
+        ),
         pytest.param({}, [{"metadata": {}}], {}, [], [], id="nameless-ignored"),
     ],
 )

@@ -48,7 +48,7 @@ from stellarstack.panel.db.models import (
     User,
 )
 from stellarstack.panel.services.activity import Actor
-from stellarstack.panel.services.status_sync import MISSING
+from stellarstack.panel.services.status_sync import ANNOTATION_DELETED, MISSING
 
 T = TypeVar("T")
 LABEL_SERVER_ID = f"{GROUP}/panel-server"
@@ -601,6 +601,23 @@ def delete_server(db: Session, *, context: PanelContext, actor: Actor, server: S
     place = place_of(db, server)
 
     async def remove(backend: ServerBackend) -> None:
+        current = await backend.get(Kind.GAMESERVER, server.namespace, server.resource_name)
+        if current is None:
+            return
+        # Marked first: the status sync must not adopt it while the backend still lists it.
+        metadata = current.get("metadata") or {}
+        marked = {
+            "apiVersion": API_VERSION,
+            "kind": "GameServer",
+            "metadata": {
+                "name": server.resource_name,
+                "namespace": server.namespace,
+                "labels": metadata.get("labels") or {},
+                "annotations": {**(metadata.get("annotations") or {}), ANNOTATION_DELETED: "true"},
+            },
+            "spec": current.get("spec") or {},
+        }
+        await backend.apply(Kind.GAMESERVER, server.namespace, marked)
         await backend.delete(Kind.GAMESERVER, server.namespace, server.resource_name)
 
     on_backend(context, place, remove)

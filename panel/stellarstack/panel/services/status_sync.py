@@ -27,6 +27,9 @@ from stellarstack.panel.services.activity import Actor
 log = logging.getLogger(__name__)
 INTERVAL_SECONDS = 15.0
 MISSING = "Missing"
+ANNOTATION_DELETED = "stellarstack.io/panel-deleted"
+"""Set by the panel on a GameServer it is deleting: a node lists such a server until it has
+stopped and cleaned up, and it must not come back as an adopted server meanwhile."""
 
 
 @dataclass(frozen=True)
@@ -53,8 +56,8 @@ class SyncPlan:
 
 def plan_sync(known: Mapping[tuple[str, str], str], found: Sequence[Mapping[str, Any]]) -> SyncPlan:
     """`known` maps (namespace, name) → server id for the servers at one backend; `found` is
-    the backend's GameServer documents. GameServers being deleted are neither adopted nor
-    reported: they are on their way out."""
+    the backend's GameServer documents. GameServers being deleted (by the API server's
+    deletionTimestamp or the panel's annotation) are not adopted: they are on their way out."""
     plan = SyncPlan()
     seen: set[tuple[str, str]] = set()
     for document in found:
@@ -67,7 +70,9 @@ def plan_sync(known: Mapping[tuple[str, str], str], found: Sequence[Mapping[str,
         status = dict(document.get("status") or {})
         if key in known:
             plan.statuses[known[key]] = status
-        elif not metadata.get("deletionTimestamp"):
+        elif not metadata.get("deletionTimestamp") and not (metadata.get("annotations") or {}).get(
+            ANNOTATION_DELETED
+        ):
             plan.adopt.append(
                 Adoption(
                     name=key[1],
