@@ -445,7 +445,8 @@ class KubernetesRuntime:
             return
         name = builders.pod_name(key.name)
         finalizers = list(pod["metadata"].get("finalizers") or [])
-        if FINALIZER_KEEP_STATUS not in finalizers:
+        # An object being deleted takes no new finalizer; someone else's deletion is under way.
+        if FINALIZER_KEEP_STATUS not in finalizers and not _deleting(pod):
             await asyncio.to_thread(
                 self._core.patch_namespaced_pod,
                 name,
