@@ -209,3 +209,15 @@ def test_server_export_holds_only_that_server(panel: Panel) -> None:
     rows = list(csv.DictReader(io.StringIO(exported.text)))
     assert len(rows) == 3
     assert {row["server_id"] for row in rows} == {server_id}
+
+
+def test_entries_are_timed_by_the_panel_clock(panel: Panel) -> None:
+    admin = panel.setup_admin()
+    create_user(panel, admin, "early@example.com")
+    panel.clock.advance(days=2)
+    create_user(panel, admin, "late@example.com")
+    cut = (panel.clock() - timedelta(days=1)).isoformat()
+    late = entries(admin, event="admin.user.create", since=cut)
+    early = entries(admin, event="admin.user.create", until=cut)
+    assert [e["properties"]["after"]["email"] for e in late] == ["late@example.com"]  # type: ignore[index]
+    assert [e["properties"]["after"]["email"] for e in early] == ["early@example.com"]  # type: ignore[index]

@@ -77,6 +77,8 @@ def create_app(
     app.state.context = context
     install_error_handlers(app)
     install_denial_log(app, context)
+    # A lambda, not the function itself: tests replace `context.clock` after building it.
+    context.activity.clock = lambda: context.clock()
     context.activity.add_listener(ActivityCounter(context))
     context.activity.add_listener(WebhookOutbox(context))
 

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
 
+from stellarstack.panel.db.base import utcnow
 from stellarstack.panel.db.models import ActivityLog
 
 # Called for every recorded event, inside the same transaction (webhooks queue deliveries here).
@@ -31,6 +33,8 @@ class ActivityRecorder:
 
     def __init__(self) -> None:
         self._listeners: list[ActivityListener] = []
+        self.clock: Callable[[], datetime] = utcnow
+        """Times the entries; the app sets it to the panel's clock (which tests move)."""
 
     def add_listener(self, listener: ActivityListener) -> None:
         if listener not in self._listeners:
@@ -48,6 +52,7 @@ class ActivityRecorder:
         properties: dict[str, Any] | None = None,
     ) -> ActivityLog:
         entry = ActivityLog(
+            at=self.clock(),
             event=event,
             actor_id=actor.user_id,
             api_key_id=actor.api_key_id,
