@@ -221,3 +221,11 @@ def test_entries_are_timed_by_the_panel_clock(panel: Panel) -> None:
     early = entries(admin, event="admin.user.create", until=cut)
     assert [e["properties"]["after"]["email"] for e in late] == ["late@example.com"]  # type: ignore[index]
     assert [e["properties"]["after"]["email"] for e in early] == ["early@example.com"]  # type: ignore[index]
+
+
+def test_page_numbers_are_bounded(panel: Panel) -> None:
+    admin = panel.setup_admin()
+    for path in ("/api/admin/activity", "/api/admin/webhooks"):
+        huge = admin.get(path, params={"page": 2**62})
+        assert huge.status_code == 422, path
+        assert huge.json()["error"]["field"] == "query.page"

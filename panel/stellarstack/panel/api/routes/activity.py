@@ -181,7 +181,8 @@ def _export(
     )
 
 
-PageQuery = Annotated[int, Query(ge=1)]
+# Bounded so that (page - 1) * per_page stays a 64-bit offset on every database.
+PageQuery = Annotated[int, Query(ge=1, le=1_000_000)]
 PerPageQuery = Annotated[int, Query(ge=1, le=200)]
 FormatQuery = Annotated[ExportFormat, Query(alias="format")]
 LimitQuery = Annotated[

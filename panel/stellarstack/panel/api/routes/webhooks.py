@@ -200,7 +200,7 @@ def _register(
     def list_webhooks(
         scope: reader,
         db: SessionDep,
-        page: Annotated[int, Query(ge=1)] = 1,
+        page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
         per_page: Annotated[int, Query(ge=1, le=200)] = 50,
     ) -> Page[WebhookPublic]:
         query = select(Webhook).where(
@@ -322,7 +322,7 @@ def _register(
         delivery_status: Annotated[
             str | None, Query(alias="status", pattern="^(pending|delivered|failed)$")
         ] = None,
-        page: Annotated[int, Query(ge=1)] = 1,
+        page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
         per_page: Annotated[int, Query(ge=1, le=200)] = 50,
     ) -> Page[DeliveryPublic]:
         hook = _load(db, scope, webhook_id)
