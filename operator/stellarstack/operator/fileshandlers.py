@@ -14,7 +14,7 @@ import kopf
 from stellarstack.api.constants import GROUP, VERSION
 from stellarstack.operator.filespod import ANNOTATION_FILES_REQUESTED, FilesSettings
 from stellarstack.operator.filesreconcile import FilesReconciler
-from stellarstack.operator.kube import Kube, connect
+from stellarstack.operator.kube import Kube
 
 # How often a requested GameServer is looked at: the granularity of the idle timeout.
 TIMER_INTERVAL = 10.0
@@ -29,15 +29,18 @@ def _on_kubernetes(spec: kopf.Spec, **_: Any) -> bool:
 async def configure_files(memo: kopf.Memo, **_: Any) -> None:
     # Settings are read here, so a wrong STELLARSTACK_OPERATOR_FILES_* value stops the start
     # with the variable's name instead of failing at the first request.
-    if "files" not in memo:
-        memo["files"] = FilesReconciler(Kube(connect()), FilesSettings())
+    if "files_settings" not in memo:
+        memo["files_settings"] = FilesSettings()
 
 
-@kopf.on.cleanup()
-async def close_files(memo: kopf.Memo, **_: Any) -> None:
+def _files(memo: kopf.Memo) -> FilesReconciler:
+    """The files reconciler, on the game reconciler's API client (one client per process,
+    closed by its cleanup)."""
     files: FilesReconciler | None = memo.get("files")
-    if files is not None:
-        files.kube.api_client.close()
+    if files is None:
+        kube: Kube = memo["reconciler"].kube
+        files = memo["files"] = FilesReconciler(kube, memo["files_settings"])
+    return files
 
 
 @kopf.timer(
@@ -49,8 +52,7 @@ async def close_files(memo: kopf.Memo, **_: Any) -> None:
     when=_on_kubernetes,
 )
 async def files_timer(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    files: FilesReconciler = memo["files"]
-    await files.reconcile(body)
+    await _files(memo).reconcile(body)
 
 
 @kopf.on.update(
@@ -61,13 +63,12 @@ async def files_timer(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     when=_on_kubernetes,
 )
 async def files_requested(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    files: FilesReconciler = memo["files"]
-    await files.reconcile(body)
+    await _files(memo).reconcile(body)
 
 
 @kopf.on.delete(GROUP, VERSION, "gameservers", optional=True, when=_on_kubernetes)
 async def files_deleted(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    files: FilesReconciler = memo["files"]
+    files = _files(memo)
     namespace, name = body["metadata"].get("namespace") or "default", body["metadata"]["name"]
     await files.remove(namespace, name)
     files.forget(namespace, name)

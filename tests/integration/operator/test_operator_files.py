@@ -25,7 +25,13 @@ from support.kube import Kube
 from support.operator_cluster import GROUP, VERSION, GameServers, gameserver_doc
 from support.runtime_harness import TOY_BLUEPRINT
 
-pytestmark = [pytest.mark.kube, pytest.mark.slow]
+pytestmark = [
+    pytest.mark.kube,
+    pytest.mark.slow,
+    # Kopf's HTTP sessions in the runner thread are sometimes collected after the test ends.
+    pytest.mark.filterwarnings("ignore::ResourceWarning"),
+    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
+]
 log = logging.getLogger(__name__)
 
 IDLE_SECONDS = 20
