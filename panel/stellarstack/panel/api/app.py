@@ -71,7 +71,14 @@ def create_app(
         lifespan=lifespan,
         responses={
             401: {"model": ErrorResponse, "description": "not authenticated"},
+            403: {"model": ErrorResponse, "description": "a permission or scope is missing"},
+            404: {"model": ErrorResponse, "description": "not found, or not visible to you"},
+            409: {"model": ErrorResponse, "description": "conflicts with the current state"},
+            413: {"model": ErrorResponse, "description": "the body is too large"},
             422: {"model": ErrorResponse, "description": "invalid input; `field` names it"},
+            429: {"model": ErrorResponse, "description": "rate limited; see Retry-After"},
+            502: {"model": ErrorResponse, "description": "the node or cluster failed"},
+            503: {"model": ErrorResponse, "description": "the node or cluster is unreachable"},
         },
     )
     app.state.context = context

@@ -315,4 +315,6 @@ def require_permission(node: str) -> Callable[..., ServerAccess]:
             )
         return access
 
+    # Lets tests and documentation find which node each route needs (the permission matrix).
+    check.permission_node = node  # type: ignore[attr-defined]
     return check
