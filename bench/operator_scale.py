@@ -388,9 +388,13 @@ def run(args: argparse.Namespace) -> None:
                 )
                 # Deletion through the operator's finalizer, bounded.
                 began = time.monotonic()
-                custom.delete_collection_namespaced_custom_object(
-                    GROUP, VERSION, namespace, "gameservers"
-                )
+                try:
+                    custom.delete_collection_namespaced_custom_object(
+                        GROUP, VERSION, namespace, "gameservers"
+                    )
+                except ApiException as error:
+                    # A busy API server answers 504 while it goes on deleting: keep watching.
+                    print(f"  delete collection: {error.status} {error.reason}; waiting anyway")
                 deadline = time.monotonic() + args.timeout
                 left = total
                 while time.monotonic() < deadline:
@@ -410,6 +414,8 @@ def run(args: argparse.Namespace) -> None:
             finally:
                 seen.close()
         print(f"target: >= {TARGET_RATE:.0f} GameServers/s sustained")
+        load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+        print(f"machine load average at the end: {load} on {os.cpu_count()} CPUs")
     finally:
         cleanup(custom, core, namespace, blueprint)
 
