@@ -261,3 +261,20 @@ async def opened_backend(
 ) -> AsyncIterator[ServerBackend]:
     """`backend_for` as a block, so backend failures that escape it read the same everywhere."""
     yield backend_for(context, server)
+
+
+STREAM_CHUNK = 256 * 1024
+
+
+async def coalesced(body: AsyncIterator[bytes], size: int = STREAM_CHUNK) -> AsyncIterator[bytes]:
+    """`body` re-cut into chunks of about `size` bytes: the backend's reads are small (64 KiB
+    at most), and each chunk costs a round through the server's send path; memory stays
+    bounded by `size`."""
+    pending = bytearray()
+    async for chunk in body:
+        pending += chunk
+        if len(pending) >= size:
+            yield bytes(pending)
+            pending.clear()
+    if pending:
+        yield bytes(pending)

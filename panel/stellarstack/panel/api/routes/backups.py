@@ -27,6 +27,7 @@ from stellarstack.panel.api.errors import ApiError, conflict, not_found
 from stellarstack.panel.api.serverio import (
     ServerUse,
     backend_for,
+    coalesced,
     opened_backend,
     record,
     require_use,
@@ -364,7 +365,7 @@ async def download_backup(
     headers = dict(answer.headers)
     headers.setdefault("content-disposition", f'attachment; filename="{name}.tar"')
     return StreamingResponse(
-        answer.body,
+        coalesced(answer.body),
         status_code=answer.status_code,
         headers=headers,
         background=BackgroundTask(release),

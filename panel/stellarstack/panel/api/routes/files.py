@@ -19,7 +19,13 @@ from fastapi.responses import StreamingResponse
 from starlette.background import BackgroundTask
 
 from stellarstack.panel.api.errors import ApiError, FieldProblem, forbidden
-from stellarstack.panel.api.serverio import ServerUse, backend_for, record, require_use
+from stellarstack.panel.api.serverio import (
+    ServerUse,
+    backend_for,
+    coalesced,
+    record,
+    require_use,
+)
 from stellarstack.panel.backends.base import (
     BackendError,
     BackendUnavailableError,
@@ -155,7 +161,7 @@ async def _forward(
             await answer.close()
 
     return StreamingResponse(
-        answer.body,
+        coalesced(answer.body),
         status_code=answer.status_code,
         headers=dict(answer.headers),
         background=BackgroundTask(release),
