@@ -183,6 +183,8 @@ def test_backup_create_complete_download_lock_delete(panel: Panel, node: NodePro
     run_toy(node, name)
     owner, server_id = owned(panel, node, name)
     backups = f"/api/servers/{server_id}/backups"
+    content = f"/api/servers/{server_id}/files/content"
+    assert owner.put(content, params={"path": "keep.txt"}, content=b"v1").status_code == 201
     created = owner.post(backups, json={"ignore": ["*.log"]})
     assert created.status_code == 201, created.text
     backup = created.json()["name"]
@@ -194,6 +196,19 @@ def test_backup_create_complete_download_lock_delete(panel: Panel, node: NodePro
     assert archive.headers["x-checksum-sha256"] == done["sha256"]
     assert [b["name"] for b in owner.get(backups).json()] == [backup]
 
+    changed = owner.put(content, params={"path": "keep.txt", "overwrite": "true"}, content=b"v2")
+    assert changed.status_code == 201
+    restore = owner.post(f"{backups}/{backup}/restore", json={})
+    assert restore.status_code == 202, restore.text
+    deadline = time.monotonic() + 120
+    restored: dict[str, Any] = {}
+    while not (restored.get("last_restore") or {}).get("result"):
+        assert time.monotonic() < deadline, restored
+        time.sleep(0.5)
+        restored = owner.get(f"{backups}/{backup}").json()
+    assert restored["last_restore"]["result"] == "Succeeded", restored
+    assert owner.get(content, params={"path": "keep.txt"}).content == b"v1"
+
     assert owner.post(f"{backups}/{backup}/lock", json={"locked": True}).json()["locked"]
     refused = owner.delete(f"{backups}/{backup}")
     assert refused.status_code == 409
@@ -202,7 +217,7 @@ def test_backup_create_complete_download_lock_delete(panel: Panel, node: NodePro
     assert owner.delete(f"{backups}/{backup}").status_code == 202
     assert owner.get(f"{backups}/nope/download").status_code == 404
     events = [r["event"] for r in owner.get(f"/api/servers/{server_id}/activity").json()["items"]]
-    for event in ("create", "download", "lock", "unlock", "delete"):
+    for event in ("create", "download", "restore", "lock", "unlock", "delete"):
         assert f"server.backup.{event}" in events
 
 
