@@ -55,7 +55,7 @@ def list_users(
     _: AdminReader,
     db: SessionDep,
     search: str | None = Query(default=None, max_length=254),
-    page: int = Query(default=1, ge=1),
+    page: int = Query(default=1, ge=1, le=1_000_000),
     per_page: int = Query(default=50, ge=1, le=200),
 ) -> Page[AdminUserPublic]:
     query = select(User)
