@@ -400,6 +400,9 @@ def test_variables_image_and_reinstall_reach_the_gameserver(
     # Admins may set any variable.
     by_admin = admin.patch(url, json={"variables": {"TOY_DATA": "/home/container"}})
     assert by_admin.status_code == 200, by_admin.text
+    # The admin's value does not stop the user from changing their own.
+    again = user.patch(url, json={"variables": {"TOY_NAME": "renamed-game"}})
+    assert again.status_code == 200, again.text
 
     path = f"/api/v1/namespaces/{server['namespace']}/gameservers/{server['resource_name']}"
     with nodeproxy.client() as node_api:

@@ -272,6 +272,20 @@ def check_variables(blueprint: Blueprint, values: dict[str, str], *, admin: bool
         raise _invalid_document(problems)
 
 
+def check_variable_change(
+    blueprint: Blueprint, changed: dict[str, str], merged: dict[str, str], *, admin: bool
+) -> None:
+    """A change of some values: users may change only user-editable variables (values an
+    admin set on others stay as they are), and the whole resulting set must hold the rules."""
+    for env in changed:
+        variable = blueprint.spec.variable(env)
+        if variable is None:
+            raise invalid(f"body.variables.{env}", f"the blueprint has no variable {env}")
+        if not admin and not variable.user_editable:
+            raise invalid(f"body.variables.{env}", "not editable by users")
+    check_variables(blueprint, merged, admin=True)
+
+
 def claim_allocations(
     db: Session,
     *,

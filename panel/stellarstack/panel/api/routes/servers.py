@@ -4,6 +4,7 @@ see servers found at a backend that nobody was given yet."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -30,7 +31,7 @@ from stellarstack.panel.api.schemas import Page
 from stellarstack.panel.backends.base import BackendError, Kind, ServerBackend
 from stellarstack.panel.context import PanelContext
 from stellarstack.panel.db.engine import transaction
-from stellarstack.panel.db.models import Server, Subuser, TargetKind, User
+from stellarstack.panel.db.models import Allocation, Server, Subuser, TargetKind, User
 from stellarstack.panel.services import idempotency, servers
 from stellarstack.panel.services.status_sync import sync_all
 
@@ -169,7 +170,10 @@ def _public(
     *,
     spec: dict[str, Any] | None = None,
     backend_error: str | None = None,
+    allocations: list[Allocation] | None = None,
 ) -> ServerPublic:
+    if allocations is None:
+        allocations = servers.allocations_of(db, server)
     return ServerPublic(
         id=server.id,
         name=server.name,
@@ -189,13 +193,23 @@ def _public(
         state=server.state,
         status=server.status or {},
         status_read_at=server.status_read_at,
-        allocations=[
-            AllocationPublic.model_validate(a) for a in servers.allocations_of(db, server)
-        ],
+        allocations=[AllocationPublic.model_validate(a) for a in allocations],
         spec=spec,
         backend_error=backend_error,
         created_at=server.created_at,
     )
+
+
+def _public_page(db: Session, rows: Sequence[Server]) -> list[ServerPublic]:
+    """A page of servers with one query for all their allocations, not one per server."""
+    by_server: dict[str, list[Allocation]] = {server.id: [] for server in rows}
+    for allocation in db.scalars(
+        select(Allocation)
+        .where(Allocation.server_id.in_(list(by_server)))
+        .order_by(Allocation.ip, Allocation.port)
+    ):
+        by_server[str(allocation.server_id)].append(allocation)
+    return [_public(db, server, allocations=by_server[server.id]) for server in rows]
 
 
 # --- dependencies -------------------------------------------------------------------------
@@ -304,7 +318,7 @@ def list_servers(
     name: str | None = Query(default=None, max_length=191, description="Part of the name"),
     state: str | None = Query(default=None, max_length=32),
     owner_id: str | None = Query(default=None, description="Admins: one owner's servers"),
-    page: int = Query(default=1, ge=1),
+    page: int = Query(default=1, ge=1, le=1_000_000),
     per_page: int = Query(default=50, ge=1, le=200),
 ) -> Page[ServerPublic]:
     user = principal.user
@@ -322,7 +336,7 @@ def list_servers(
     rows = db.scalars(
         query.order_by(Server.created_at, Server.id).offset((page - 1) * per_page).limit(per_page)
     ).all()
-    return Page(items=[_public(db, s) for s in rows], total=total, page=page, per_page=per_page)
+    return Page(items=_public_page(db, rows), total=total, page=page, per_page=per_page)
 
 
 def _refresh(
@@ -408,10 +422,8 @@ def update_server(
             resources=current_spec.get("resources"),
         )
         if body.variables is not None:
-            servers.check_variables(blueprint, body.variables, admin=admin)
             merged = {**(current_spec.get("variables") or {}), **body.variables}
-            # Users' values were checked alone; the merged set must hold the rules too.
-            servers.check_variables(blueprint, merged, admin=True)
+            servers.check_variable_change(blueprint, body.variables, merged, admin=admin)
         if body.image is not None:
             servers.check_image(blueprint, body.image)
 
@@ -582,7 +594,7 @@ def unsuspend(
 def list_unassigned(
     _: AdminReader,
     db: SessionDep,
-    page: int = Query(default=1, ge=1),
+    page: int = Query(default=1, ge=1, le=1_000_000),
     per_page: int = Query(default=50, ge=1, le=200),
 ) -> Page[ServerPublic]:
     query = select(Server).where(Server.owner_id.is_(None))
@@ -590,7 +602,7 @@ def list_unassigned(
     rows = db.scalars(
         query.order_by(Server.created_at, Server.id).offset((page - 1) * per_page).limit(per_page)
     ).all()
-    return Page(items=[_public(db, s) for s in rows], total=total, page=page, per_page=per_page)
+    return Page(items=_public_page(db, rows), total=total, page=page, per_page=per_page)
 
 
 @admin_router.post("/{server_id}/owner", summary="Give a server (adopted or not) an owner")
