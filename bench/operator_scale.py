@@ -1,8 +1,9 @@
 """The operator at scale, against the local test cluster, with a baseline from the same run.
 
 The real `stellarstack operator` process watches a fresh namespace; the bench creates GameServers
-in batches (by default 100, then 500 more, then up to 1,000 in all) with `power.state: Stopped`
-and a Blueprint without an install step, so no Pod ever runs: a Stopped server's whole reconcile
+in batches (by default 100, then 500 more, after a backlog of 400 that existed before the
+operator started: 1,000 in all) with `power.state: Stopped` and a Blueprint without an install
+step, so no Pod ever runs: a Stopped server's whole reconcile
 is the finalizer, the first status (`Stopped`, `observedGeneration` = 1) and its Event, and the
 operator creates no child object for it. Per batch it reports:
 
@@ -20,7 +21,7 @@ operator creates no child object for it. Per batch it reports:
 Needs the local cluster (`make cluster`) or $KUBECONFIG with a test context; prints why and exits
 0 when none is reachable. Every loop is bounded by a count and a deadline. The namespace and the
 Blueprint are deleted at the end. Usage:
-python bench/operator_scale.py [--batches 100,500,400] [--threads 4] [--timeout 300]
+python bench/operator_scale.py [--backlog 400] [--batches 100,500] [--threads 8] [--timeout 300]
 """
 
 from __future__ import annotations
@@ -317,24 +318,39 @@ def run(args: argparse.Namespace) -> None:
         print(f"baseline: {len(configmaps)} ConfigMaps created at {baseline_rate:.1f}/s")
         core.delete_collection_namespaced_config_map(namespace)
 
+        def create_gameserver(name: str) -> object:
+            return custom.create_namespaced_custom_object(
+                GROUP, VERSION, namespace, "gameservers", gameserver(name, namespace, blueprint)
+            )
+
+        # The backlog: GameServers that exist before the operator starts (an operator restart
+        # or outage). Their rate is the operator's own, not bounded by the API server's
+        # admission of creates as the batches below are.
+        backlog = [f"backlog-{i:05d}" for i in range(args.backlog)]
+        create_all(args.threads, backlog, create_gameserver)
+        total += len(backlog)
+        seen = StoppedWatch(api_client, namespace)
         with operator_process(kubeconfig, namespace, port) as process:
-            seen = StoppedWatch(api_client, namespace)
             try:
+                if backlog:
+                    began = time.monotonic()
+                    deadline = began + args.timeout
+                    wanted = set(backlog)
+                    while seen.count(wanted) < len(wanted) and time.monotonic() < deadline:
+                        time.sleep(0.2)
+                    took = max(seen.times().get(n, began) for n in backlog) - began
+                    rss, hwm = rss_mb(process.pid)
+                    print(
+                        f"backlog: {seen.count(wanted)} of {len(backlog)} existing GameServers "
+                        f"Stopped {took:.1f} s after the operator was up: "
+                        f"{seen.count(wanted) / max(took, 0.001):.1f} GameServers/s; "
+                        f"RSS {rss:.0f} MB (peak {hwm:.0f} MB)"
+                    )
                 for size in args.batches:
                     names = [f"gs-{total + i:05d}" for i in range(size)]
                     total += size
                     before = scrape(port)
-                    started = create_all(
-                        args.threads,
-                        names,
-                        lambda name: custom.create_namespaced_custom_object(
-                            GROUP,
-                            VERSION,
-                            namespace,
-                            "gameservers",
-                            gameserver(name, namespace, blueprint),
-                        ),
-                    )
+                    started = create_all(args.threads, names, create_gameserver)
                     created_at = time.monotonic()
                     wanted = set(names)
                     deadline = time.monotonic() + args.timeout
@@ -445,8 +461,14 @@ def main() -> None:
     parser.add_argument(
         "--batches",
         type=lambda text: [int(n) for n in text.split(",")],
-        default=[100, 500, 400],
-        help="GameServers created per batch, kept across batches (default 100,500,400)",
+        default=[100, 500],
+        help="GameServers created per batch, kept across batches (default 100,500)",
+    )
+    parser.add_argument(
+        "--backlog",
+        type=int,
+        default=400,
+        help="GameServers created before the operator starts (default 400: 1,000 in all)",
     )
     parser.add_argument("--threads", type=int, default=8, help="client threads creating objects")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per batch at most")
