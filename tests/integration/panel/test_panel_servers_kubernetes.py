@@ -14,10 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from kopf.testing import KopfRunner
 from kubernetes.client.exceptions import ApiException
+from sqlalchemy import select
 
+from stellarstack.panel.api.app import create_app
 from stellarstack.panel.backends.registry import BackendRegistry
+from stellarstack.panel.db.models import Server
+from stellarstack.panel.services.status_sync import status_sync
 from support.kube import TOY_IMAGE, Kube
 from support.operator_cluster import (
     GROUP,
@@ -252,3 +257,30 @@ def test_gameservers_made_outside_the_panel_are_adopted_for_admins_and_assignabl
     )
     assert admin.post("/api/admin/servers/sync").json()["missing"] == 1
     assert admin.get(f"/api/servers/{adopted['id']}").json()["state"] == "Missing"
+
+
+def test_the_background_sync_adopts_without_being_asked(
+    cluster_panel: Panel, kube: Kube, kube_namespace: str
+) -> None:
+    admin = cluster_panel.setup_admin()
+    add_target(admin, kube, kube_namespace)
+    kube.custom.create_namespaced_custom_object(
+        GROUP, VERSION, kube_namespace, "gameservers", gameserver_doc("found-later", "some-bp")
+    )
+    context = cluster_panel.context
+
+    def quick_sync(ctx: Any) -> Any:
+        return status_sync(ctx, interval=0.2)
+
+    app = create_app(context, migrate=False, background=[quick_sync])
+    with TestClient(app, base_url="https://testserver"):
+        deadline = time.monotonic() + 30
+        while True:
+            with context.sessions() as db:
+                adopted = db.scalars(select(Server).where(Server.external.is_(True))).all()
+                names = [s.resource_name for s in adopted]
+            if names:
+                break
+            assert time.monotonic() < deadline, "the background sync adopted nothing"
+            time.sleep(0.2)
+    assert names == ["found-later"]
