@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 import secrets
 import shutil
 import subprocess
@@ -177,6 +178,7 @@ def test_chart_installs_an_operator_that_runs_a_gameserver(
         status = gameservers.wait_state("toy", "Running", timeout=150)
         conditions = {c["type"]: c["status"] for c in status.get("conditions", [])}
         assert conditions.get("Installed") == "True", status
+        check_operator_metrics_and_logs(kube, namespace)
         gameservers.delete("toy")
         gameservers.wait_gone("toy", timeout=90)
     finally:
@@ -212,3 +214,23 @@ def test_chart_installs_an_operator_that_runs_a_gameserver(
         print(log)
     assert phase == "Succeeded", log
     assert "PASS: the GameServer is Running" in log
+
+
+def check_operator_metrics_and_logs(kube: Kube, namespace: str) -> None:
+    """The chart's metrics port answers (through the API server's Pod proxy: no cluster DNS
+    needed) with the Running GameServer counted, and the operator logs JSON lines."""
+    (pod,) = kube.core.list_namespaced_pod(
+        namespace, label_selector="app.kubernetes.io/component=operator"
+    ).items
+    name = pod.metadata.name
+
+    def running_counted() -> bool:
+        text = kube.core.connect_get_namespaced_pod_proxy_with_path(
+            f"{name}:9090", namespace, "metrics"
+        )
+        return 'stellarstack_gameservers{state="Running"} 1.0' in str(text)
+
+    kube.wait_for("the operator's metrics count the Running GameServer", running_counted, 30)
+    lines = kube.core.read_namespaced_pod_log(name, namespace, container="operator").splitlines()
+    assert lines
+    assert all(isinstance(json.loads(line), dict) for line in lines if line.strip())
