@@ -21,6 +21,7 @@ from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from stellarstack.api.blueprint import Blueprint
+from stellarstack.api.constants import GROUP, VERSION
 from stellarstack.api.gameserver import GameServer
 from stellarstack.api.workload import WorkloadSettings
 from stellarstack.operator import builders
@@ -28,6 +29,7 @@ from stellarstack.operator.filespod import (
     ANNOTATION_FILES_CONFIG,
     ANNOTATION_FILES_REQUESTED,
     FilesAction,
+    FilesPlan,
     FilesSettings,
     compute_files_node,
     compute_files_plan,
@@ -72,33 +74,67 @@ class FilesReconciler:
         meta = body["metadata"]
         key = (str(meta.get("namespace") or "default"), str(meta["name"]))
         async with self._locks.setdefault(key, asyncio.Lock()):
-            try:
-                gameserver = parse_gameserver(body)
-            except ValidationError:
-                # The GameServer's own loop reports an invalid spec; nothing to serve.
-                await self.remove(*key)
-                return
-            plan = compute_files_plan(
-                gameserver,
-                now=datetime.now(UTC),
-                idle_timeout=self.settings.idle_timeout,
-                deleting=bool(meta.get("deletionTimestamp")),
-            )
-            requested = gameserver.metadata.annotations.get(ANNOTATION_FILES_REQUESTED)
-            if plan.action is FilesAction.REMOVE:
-                if plan.problem:
-                    await self._warn(body, "FilesRequestInvalid", plan.reason)
-                if key in self._removed and self._removed[key] == requested:
+            requested = (meta.get("annotations") or {}).get(ANNOTATION_FILES_REQUESTED)
+            if key in self._removed and self._removed[key] == requested:
+                plan = self._plan(body)
+                if plan is not None and plan.action is FilesAction.REMOVE:
                     return
+            # The timer and the annotation handler wait for each other on the lock, so the
+            # body one of them holds may predate what the other just acted on (a new request,
+            # the end of an install): decide on the GameServer as it is now.
+            current = await self._current(*key)
+            if current is not None:
+                await self._converge(key, current)
+
+    def _plan(self, body: Mapping[str, Any]) -> FilesPlan | None:
+        """The decision for a body; None when the GameServer cannot be parsed."""
+        try:
+            gameserver = parse_gameserver(body)
+        except ValidationError:
+            return None
+        return compute_files_plan(
+            gameserver,
+            now=datetime.now(UTC),
+            idle_timeout=self.settings.idle_timeout,
+            deleting=bool(body["metadata"].get("deletionTimestamp")),
+        )
+
+    async def _current(self, namespace: str, name: str) -> Manifest | None:
+        try:
+            found: Manifest = await asyncio.to_thread(
+                self.kube.custom.get_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                namespace,
+                "gameservers",
+                name,
+            )
+        except ApiException as error:
+            if error.status == 404:
+                return None  # deleted: the delete handler removes the files objects
+            raise
+        return found
+
+    async def _converge(self, key: tuple[str, str], body: Mapping[str, Any]) -> None:
+        plan = self._plan(body)
+        if plan is None:
+            # The GameServer's own loop reports an invalid spec; nothing to serve.
+            await self.remove(*key)
+            return
+        requested = (body["metadata"].get("annotations") or {}).get(ANNOTATION_FILES_REQUESTED)
+        if plan.action is FilesAction.REMOVE:
+            if plan.problem:
+                await self._warn(body, "FilesRequestInvalid", plan.reason)
+            if key not in self._removed or self._removed[key] != requested:
                 await self.remove(*key)
                 self._removed[key] = requested
-                return
-            self._removed.pop(key, None)
-            problem = await self.run(gameserver)
-            if problem is not None:
-                await self._warn(body, "FilesUnavailable", problem)
-            else:
-                self._warned.pop(key, None)
+            return
+        self._removed.pop(key, None)
+        problem = await self.run(parse_gameserver(body))
+        if problem is not None:
+            await self._warn(body, "FilesUnavailable", problem)
+        else:
+            self._warned.pop(key, None)
 
     async def run(self, gameserver: GameServer) -> str | None:
         """Ensure the files ConfigMap, Pod and Service; what prevents it, or None."""
