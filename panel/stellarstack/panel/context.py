@@ -31,6 +31,8 @@ class PanelContext:
     settings: PanelSettings
     engine: Engine
     sessions: sessionmaker[Session]
+    read_sessions: sessionmaker[Session]
+    """For read-only requests: no write lock on SQLite."""
     signing_key: Ed25519PrivateKey
     activity: ActivityRecorder = field(default_factory=ActivityRecorder)
     metrics: PanelMetrics = field(default_factory=PanelMetrics)
@@ -80,6 +82,7 @@ def build_context(settings: PanelSettings, *, engine: Engine | None = None) -> P
         settings=settings,
         engine=engine,
         sessions=make_session_factory(engine),
+        read_sessions=make_session_factory(engine, read_only=True),
         signing_key=signing_key,
         backends=BackendRegistry(kubeconfig=settings.kubeconfig, signing_key=signing_key),
         mailer=mailer_for(settings),

@@ -10,17 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import Depends, Request, status
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from stellarstack.panel import permissions
 from stellarstack.panel.api.errors import ApiError, forbidden, not_found
 from stellarstack.panel.context import PanelContext
+from stellarstack.panel.db.engine import READ_ONLY_OPTION, transaction
 from stellarstack.panel.db.models import ApiKey, LoginSession, Server, Subuser, User
 from stellarstack.panel.security.tokens import hash_token, keyed_digest, same
 from stellarstack.panel.services.activity import Actor
@@ -45,9 +46,11 @@ def get_context(request: Request) -> PanelContext:
 ContextDep = Annotated[PanelContext, Depends(get_context)]
 
 
-def get_db(context: ContextDep) -> Iterator[Session]:
-    """One transaction per request: committed when the route returns, rolled back on error."""
-    with context.sessions() as session, session.begin():
+def get_db(request: Request, context: ContextDep) -> Iterator[Session]:
+    """One transaction per request: committed when the route returns, rolled back on error.
+    Reads (GET, HEAD) take no write lock on SQLite, so they run side by side."""
+    factory = context.read_sessions if request.method in SAFE_METHODS else context.sessions
+    with factory() as session, session.begin():
         yield session
 
 
@@ -105,8 +108,30 @@ def _unauthenticated(message: str = "authentication required") -> ApiError:
     )
 
 
+def _touch_api_key(context: PanelContext, key_id: str, now: datetime, ip: str | None) -> None:
+    with transaction(context.sessions) as writer:
+        writer.execute(
+            update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=now, last_used_ip=ip)
+        )
+
+
+def _touch_session(context: PanelContext, session_id: str, now: datetime) -> None:
+    lifetime = timedelta(hours=context.settings.session_lifetime_hours)
+    with transaction(context.sessions) as writer:
+        writer.execute(
+            update(LoginSession)
+            .where(LoginSession.id == session_id)
+            .values(last_seen_at=now, expires_at=now + lifetime)
+        )
+
+
 def _from_api_key(
-    db: Session, context: PanelContext, credentials: str, ip: str | None
+    db: Session,
+    context: PanelContext,
+    credentials: str,
+    ip: str | None,
+    *,
+    read_only: bool = False,
 ) -> Principal:
     prefix, _, secret = credentials.partition(".")
     if not prefix.startswith(API_KEY_PREFIX) or not secret:
@@ -127,13 +152,23 @@ def _from_api_key(
         or now - key.last_used_at > TOUCH_INTERVAL
         or key.last_used_ip != ip
     ):
-        key.last_used_at = now
-        key.last_used_ip = ip
+        if read_only:
+            # A read request's transaction must stay a read: the touch is its own write.
+            _touch_api_key(context, key.id, now, ip)
+        else:
+            key.last_used_at = now
+            key.last_used_ip = ip
     return Principal(user=user, ip=ip, api_key=key)
 
 
 def _from_session(
-    db: Session, context: PanelContext, token: str, ip: str | None, *, allow_pending: bool
+    db: Session,
+    context: PanelContext,
+    token: str,
+    ip: str | None,
+    *,
+    allow_pending: bool,
+    read_only: bool = False,
 ) -> Principal:
     login = db.scalar(select(LoginSession).where(LoginSession.token_hash == hash_token(token)))
     now = context.clock()
@@ -146,8 +181,11 @@ def _from_session(
         raise _unauthenticated("the account is disabled")
     # A pending session keeps its short life: using it must not stretch it to a full one.
     if now - login.last_seen_at > TOUCH_INTERVAL and not login.two_factor_pending:
-        login.last_seen_at = now
-        login.expires_at = now + timedelta(hours=context.settings.session_lifetime_hours)
+        if read_only:
+            _touch_session(context, login.id, now)
+        else:
+            login.last_seen_at = now
+            login.expires_at = now + timedelta(hours=context.settings.session_lifetime_hours)
     return Principal(user=user, ip=ip, session=login)
 
 
@@ -155,14 +193,19 @@ def authenticate(
     request: Request, db: Session, context: PanelContext, *, allow_pending: bool = False
 ) -> Principal:
     """The caller of `request`, or 401. Cookie-authenticated writes must carry the CSRF token."""
+    # Sessions opened for reads (see get_db) must not write; callers with their own write
+    # session (the console, file streams) update last-used times in it directly.
+    read_only = bool(db.get_bind().get_execution_options().get(READ_ONLY_OPTION))
     ip = client_ip(request)
     header = request.headers.get("authorization", "")
     if header.lower().startswith("bearer "):
-        return _from_api_key(db, context, header[7:].strip(), ip)
+        return _from_api_key(db, context, header[7:].strip(), ip, read_only=read_only)
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
         raise _unauthenticated()
-    principal = _from_session(db, context, token, ip, allow_pending=allow_pending)
+    principal = _from_session(
+        db, context, token, ip, allow_pending=allow_pending, read_only=read_only
+    )
     if request.method not in SAFE_METHODS and principal.session is not None:
         sent = request.headers.get(CSRF_HEADER, "")
         if not sent or not same(sent, csrf_token_for(context, principal.session.id)):

@@ -49,17 +49,21 @@ T = TypeVar("T")
 def api_client_for(kubeconfig: Path | None, context: str | None) -> Any:
     """An ApiClient: the kubeconfig (and context) when given, in-cluster credentials in a Pod,
     else the default kubeconfig."""
-    if kubeconfig is not None:
-        return config.new_client_from_config(config_file=str(kubeconfig), context=context)
-    if context is None:
-        try:
-            config.load_incluster_config()
-            return client.ApiClient()
-        except config.ConfigException:
-            pass
-    return config.new_client_from_config(
-        config_file=os.environ.get("KUBECONFIG") or None, context=context
-    )
+    try:
+        if kubeconfig is not None:
+            return config.new_client_from_config(config_file=str(kubeconfig), context=context)
+        if context is None:
+            try:
+                config.load_incluster_config()
+                return client.ApiClient()
+            except config.ConfigException:
+                pass
+        return config.new_client_from_config(
+            config_file=os.environ.get("KUBECONFIG") or None, context=context
+        )
+    except (config.ConfigException, OSError) as exc:
+        # No credentials (or a broken kubeconfig) is an unusable target, not a panel crash.
+        raise BackendUnavailableError(f"no usable Kubernetes credentials: {exc}") from exc
 
 
 class KubernetesBackend:

@@ -9,6 +9,8 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+READ_ONLY_OPTION = "stellarstack_read_only"
+
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine for `url`. On SQLite every transaction takes the write lock up front
@@ -30,14 +32,24 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cursor.close()
 
         @event.listens_for(engine, "begin")
-        def _sqlite_begin_immediate(connection: Any) -> None:
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        def _sqlite_begin(connection: Any) -> None:
+            if connection.get_execution_options().get(READ_ONLY_OPTION):
+                # WAL lets readers run beside the writer; they need no lock at all.
+                connection.exec_driver_sql("BEGIN")
+            else:
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
 
-def make_session_factory(engine: Engine) -> sessionmaker[Session]:
+def make_session_factory(engine: Engine, *, read_only: bool = False) -> sessionmaker[Session]:
+    """Sessions on `engine`; `read_only` ones begin without the SQLite write lock (a write in
+    them still works, but may fail under contention: use them only for reads)."""
+    if read_only:
+        return sessionmaker(
+            engine.execution_options(**{READ_ONLY_OPTION: True}), expire_on_commit=False
+        )
     return sessionmaker(engine, expire_on_commit=False)
 
 
