@@ -594,6 +594,7 @@ class KubernetesRuntime:
             raise ServerNotRunningError(f"{key}: no Pod; start the server first")
         session = _KubernetesConsole(self, key, backlog)
         try:
+            await session.open()
             yield session
         finally:
             session.close()
@@ -660,16 +661,23 @@ class _KubernetesConsole:
         self._key = key
         self._backlog = backlog
         self._closed = threading.Event()
+        self._following = threading.Event()
         self._response: Any = None
+        self._queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=1000)
+
+    async def open(self) -> None:
+        """Start following the log, and return once the API server streams it: output written
+        after attaching is never missed, even before the client reads `lines()`."""
+        loop = asyncio.get_running_loop()
+        reader = threading.Thread(target=self._pump, args=(loop, self._queue), daemon=True)
+        reader.start()
+        await asyncio.to_thread(self._following.wait, 30)
 
     async def lines(self) -> AsyncIterator[str]:
-        queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=1000)
-        loop = asyncio.get_running_loop()
-        reader = threading.Thread(target=self._pump, args=(loop, queue), daemon=True)
-        reader.start()
         while True:
-            line = await queue.get()
+            line = await self._queue.get()
             if line is None:
+                self._queue.put_nowait(None)  # a second reader ends as well
                 return
             yield line
 
@@ -688,7 +696,10 @@ class _KubernetesConsole:
                         return
 
         try:
-            self._response = self._runtime._follow_log(self._key, self._backlog)
+            try:
+                self._response = self._runtime._follow_log(self._key, self._backlog)
+            finally:
+                self._following.set()
             if self._closed.is_set():
                 self.close()  # closed while the request was under way
                 return

@@ -223,7 +223,9 @@ async def test_in_cluster_login_with_only_console_rights(
         await admin.destroy(server, keep_data=False)
 
 
-async def test_a_console_session_ends_when_the_game_does(kube: Kube, kube_namespace: str) -> None:
+async def test_a_console_session_misses_nothing_and_ends_with_the_game(
+    kube: Kube, kube_namespace: str
+) -> None:
     kube.require_image(TOY_IMAGE)
     runtime = admin_runtime(kube)
     name = f"toy-{secrets.token_hex(3)}"
@@ -237,16 +239,21 @@ async def test_a_console_session_ends_when_the_game_does(kube: Kube, kube_namesp
     await runtime.ensure(workload)
     await runtime.start(server)
     try:
-        async with runtime.attach(server, backlog=10) as session:
+        await wait_for_log(runtime, server, "ready name=")
+        # No backlog: what the game writes after attaching still arrives, even when the
+        # client sends before it starts reading.
+        async with runtime.attach(server, backlog=0) as session:
+            await session.send("say early")
             seen: list[str] = []
 
             async def read_all() -> None:
                 async for line in session.lines():
                     seen.append(line)
-                    if "ready name=" in line:
+                    if "[say] early" in line:
                         await session.send("stop")
 
             await asyncio.wait_for(read_all(), 30)
+        assert not any("ready name=" in line for line in seen), seen
         assert any("stopped (stop)" in line for line in seen), seen
         assert (await runtime.status(server)).phase is ProcessPhase.EXITED
     finally:
