@@ -283,6 +283,7 @@ def require_admin(scope: str = "admin:read") -> Callable[..., Principal]:
             )
         return principal
 
+    check.admin_scope = scope  # type: ignore[attr-defined]  (the permission matrix test)
     return check
 
 

@@ -171,6 +171,8 @@ def require_use(node: str) -> Callable[..., Any]:
         context: PanelContext = request.app.state.context
         return await to_thread.run_sync(request_use, request, context, server_id, node)
 
+    # Read by the permission matrix test.
+    check.permission_node = node  # type: ignore[attr-defined]
     return check
 
 
