@@ -283,7 +283,8 @@ def require_admin(scope: str = "admin:read") -> Callable[..., Principal]:
             )
         return principal
 
-    check.admin_scope = scope  # type: ignore[attr-defined]  (the permission matrix test)
+    # Read by the permission matrix test.
+    check.admin_scope = scope  # type: ignore[attr-defined]
     return check
 
 
