@@ -57,6 +57,20 @@ def toy_image_present() -> str | None:
     return None
 
 
+def container_exists(name: str) -> bool:
+    import docker
+    from docker.errors import NotFound
+
+    client = docker.from_env(timeout=5)
+    try:
+        client.containers.get(name)
+    except NotFound:
+        return False
+    finally:
+        client.close()
+    return True
+
+
 def wait_until(check: Any, what: str, timeout: float = 90) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -232,10 +246,11 @@ def main() -> int:
                 node_token = json.loads((state / "secrets.json").read_text())["node_token"]
                 asyncio.run(run(args, panel, key, server, node, node_token))
                 client.delete(f"/api/servers/{server['id']}")
-                # Give the node a moment to remove the container before it stops.
+                # The node removes the container after the panel forgot the server: wait for
+                # it, so that stopping the node leaves nothing running.
                 wait_until(
-                    lambda: client.get(f"/api/servers/{server['id']}").status_code == 404,
-                    "the server deleted",
+                    lambda: not container_exists(f"stellarstack-default-{server['resource_name']}"),
+                    "the container removed",
                     timeout=60,
                 )
         finally:
