@@ -173,6 +173,8 @@ def test_defaults_pass_the_schema() -> None:
         ({"operator": {"rbac": {"create": True, "extra": 1}}}, "extra"),
         ({"operator": {"podAnnotations": {"a": 1}}}, "podAnnotations"),
         ({"operator": {"podDisruptionBudget": {"maxUnavailable": 1}}}, "maxUnavailable"),
+        ({"operator": {"files": {"panelPublicKeyConfigMap": "no-namespace"}}}, "panelPublic"),
+        ({"operator": {"files": {"idleTimeoutSeconds": 1}}}, "idleTimeoutSeconds"),
         ({"tests": {"timeoutSeconds": 1}}, "timeoutSeconds"),
         ({"tests": {"gameImage": ""}}, "gameImage"),
     ],
@@ -297,6 +299,22 @@ def test_game_pods_get_the_chart_image_for_config_file_edits() -> None:
         env = {e["name"]: e["value"] for e in container["env"]}
         assert env["STELLARSTACK_IMAGE"].startswith(image)
         assert env["STELLARSTACK_IMAGE"] == container["image"]
+
+
+def test_files_pods_trust_the_configured_panel_key() -> None:
+    def env_of(values: dict[str, Any]) -> dict[str, str]:
+        container = find(render(values), "Deployment")["spec"]["template"]["spec"]["containers"][0]
+        return {e["name"]: e["value"] for e in container["env"]}
+
+    default = env_of({})
+    # Without the panel's key there is nobody whose tokens the files service could accept.
+    assert "STELLARSTACK_OPERATOR_FILES_PUBLIC_KEY_CONFIG_MAP" not in default
+    assert default["STELLARSTACK_OPERATOR_FILES_IMAGE"] == default["STELLARSTACK_IMAGE"]
+    configured = env_of(
+        {"operator": {"files": {"panelPublicKeyConfigMap": "panel/keys", "idleTimeoutSeconds": 60}}}
+    )
+    assert configured["STELLARSTACK_OPERATOR_FILES_PUBLIC_KEY_CONFIG_MAP"] == "panel/keys"
+    assert configured["STELLARSTACK_OPERATOR_FILES_IDLE_TIMEOUT_SECONDS"] == "60"
 
 
 def test_replicated_operator_peers_and_has_a_disruption_budget() -> None:
