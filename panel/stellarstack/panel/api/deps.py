@@ -330,6 +330,32 @@ def load_server_access(db: Session, principal: Principal, server_id: str) -> Ser
     )
 
 
+def authorize_server(db: Session, principal: Principal, server_id: str, node: str) -> ServerAccess:
+    """The caller's access to a server when they hold `node` on it and the node's scope; 404
+    when they cannot see it, 403 when they lack the node or the scope (each denial logged)."""
+    try:
+        access = load_server_access(db, principal, server_id)
+    except ApiError as error:
+        # The id goes in target_id only: the server may not exist (no foreign key to it).
+        raise denied(error, principal, needed=node, target_id=server_id[:100]) from None
+    if node not in access.nodes:
+        raise denied(
+            forbidden(f"you lack the {node!r} permission on this server"),
+            principal,
+            needed=node,
+            server_id=server_id,
+        )
+    scope = permissions.scope_for(node)
+    if not principal.has_scope(scope):
+        raise denied(
+            forbidden(f"this API key lacks the {scope!r} scope"),
+            principal,
+            needed=scope,
+            server_id=server_id,
+        )
+    return access
+
+
 def require_permission(node: str) -> Callable[..., ServerAccess]:
     """A dependency for routes under `/servers/{server_id}`: the server, when the caller holds
     permission `node` on it (and the matching scope with an API key); 404 when they cannot see
@@ -338,27 +364,7 @@ def require_permission(node: str) -> Callable[..., ServerAccess]:
         raise KeyError(f"unknown permission node {node!r}")
 
     def check(server_id: str, principal: CurrentPrincipal, db: SessionDep) -> ServerAccess:
-        try:
-            access = load_server_access(db, principal, server_id)
-        except ApiError as error:
-            # The id goes in target_id only: the server may not exist (no foreign key to it).
-            raise denied(error, principal, needed=node, target_id=server_id[:100]) from None
-        if node not in access.nodes:
-            raise denied(
-                forbidden(f"you lack the {node!r} permission on this server"),
-                principal,
-                needed=node,
-                server_id=server_id,
-            )
-        scope = permissions.scope_for(node)
-        if not principal.has_scope(scope):
-            raise denied(
-                forbidden(f"this API key lacks the {scope!r} scope"),
-                principal,
-                needed=scope,
-                server_id=server_id,
-            )
-        return access
+        return authorize_server(db, principal, server_id, node)
 
     # Lets tests and documentation find which node each route needs (the permission matrix).
     check.permission_node = node  # type: ignore[attr-defined]

@@ -28,11 +28,10 @@ from stellarstack.panel.api.deps import (
     _from_api_key,
     _from_session,
     authenticate,
+    authorize_server,
     client_ip,
-    denied,
-    load_server_access,
 )
-from stellarstack.panel.api.errors import ApiError, forbidden, not_found
+from stellarstack.panel.api.errors import ApiError, not_found
 from stellarstack.panel.backends.base import ServerBackend
 from stellarstack.panel.consolepolicy import api_key_from_subprotocols, same_origin
 from stellarstack.panel.context import PanelContext
@@ -117,25 +116,7 @@ def check_use(
     """The caller's use of the server, when they hold `node` on it (and its scope); the same
     answers as `require_permission`: 404 when they cannot see it, 403 when they lack the node.
     A suspended server refuses everyone but admins (409)."""
-    try:
-        access = load_server_access(db, principal, server_id)
-    except ApiError as error:
-        raise denied(error, principal, needed=node, target_id=server_id[:100]) from None
-    if node not in access.nodes:
-        raise denied(
-            forbidden(f"you lack the {node!r} permission on this server"),
-            principal,
-            needed=node,
-            server_id=server_id,
-        )
-    scope = permissions.scope_for(node)
-    if not principal.has_scope(scope):
-        raise denied(
-            forbidden(f"this API key lacks the {scope!r} scope"),
-            principal,
-            needed=scope,
-            server_id=server_id,
-        )
+    access = authorize_server(db, principal, server_id, node)
     if access.server.suspended and not principal.user.is_admin:
         raise ApiError(status.HTTP_409_CONFLICT, "suspended", "the server is suspended")
     return ServerUse(
