@@ -6,15 +6,35 @@ STAMP := $(VENV)/.installed
 # Extra pytest arguments, e.g. `make test PYTEST_ARGS="-k egg -x"`.
 PYTEST_ARGS ?=
 
-.PHONY: install run test unit e2e lint format crds check-generated bench clean image migration
+.PHONY: install lock run test unit e2e lint format crds check-generated bench clean image migration
+
+# Every Python package, runtime and development, comes from requirements.lock: exact versions
+# with hashes, resolved for every platform Python 3.11+ runs on. `make lock` is the only thing
+# that changes it (commit the result on its own). The installer, uv, is itself pinned there:
+# the bootstrap takes its exact version and hashes from the lock before uv syncs the rest.
+LOCK := requirements.lock
+UV := $(BIN)/uv
+UV_PIP := $(UV) pip --quiet
+LOCK_COMMAND := $(UV) pip compile pyproject.toml --group pyproject.toml:dev --universal \
+	--python-version 3.11 --generate-hashes --custom-compile-command "make lock" --quiet
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+$(STAMP): pyproject.toml $(LOCK)
+	@echo "== install: .venv with the dependencies locked in $(LOCK)"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@awk '/^uv==/ {keep = 1} keep {print} keep && !/\\$$/ {exit}' $(LOCK) > $(VENV)/uv-bootstrap.txt
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --require-hashes \
+	  -r $(VENV)/uv-bootstrap.txt
+	@$(UV_PIP) sync --python $(BIN)/python --require-hashes $(LOCK)
+	@$(UV_PIP) install --python $(BIN)/python --no-deps --no-build-isolation -e .
+	@touch $(STAMP)
+	@echo "== install: done ($$(grep -c '==' $(LOCK)) locked packages)"
+
+# Re-resolve every dependency from pyproject.toml into requirements.lock (a deliberate step).
+lock:
+	@test -x $(UV) || $(MAKE) install
+	$(LOCK_COMMAND) -o $(LOCK)
 
 # The panel on http://localhost:8000 with SQLite and, where Docker answers, a local node
 # (state in .stellarstack/). The toy image is built first when Docker is there, so the toy
