@@ -27,6 +27,8 @@ $(STAMP): pyproject.toml $(LOCK)
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --require-hashes \
 	  -r $(VENV)/uv-bootstrap.txt
 	@$(UV_PIP) sync --python $(BIN)/python --require-hashes $(LOCK)
+	@# `python -m venv` seeds setuptools and uv's sync keeps seed packages; nothing locks it.
+	@if ! grep -q '^setuptools==' $(LOCK); then $(UV_PIP) uninstall --python $(BIN)/python setuptools; fi
 	@$(UV_PIP) install --python $(BIN)/python --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 	@echo "== install: done ($$(grep -c '==' $(LOCK)) locked packages)"
@@ -89,8 +91,9 @@ bench: $(STAMP)
 	@set -e; for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script; done
 
 # The StellarStack image (images/stellarstack/Dockerfile), tagged with the project version and
-# `dev`. Its build context holds only wheels made here (the project and every dependency), so
-# the build needs no Python package index, only the Debian mirror for Python itself. When the
+# `dev`. Its build context holds only wheels made here: the project's, and the runtime subset of
+# requirements.lock (the lock's versions, checked against its hashes), so the build needs no
+# Python package index, only the Debian mirror for Python itself. When the
 # local test cluster runs, the image is imported into its containerd as well.
 IMAGE_NAME ?= localhost/stellarstack/stellarstack
 BASE_IMAGE ?= localhost/stellarstack/debian:bookworm
@@ -105,10 +108,13 @@ CLUSTER_CONTAINERD := $(CLUSTER_DIR)/run/containerd/containerd.sock
 image: $(STAMP)
 	@set -e; start=$$(date +%s); \
 	rm -rf $(IMAGE_CONTEXT); mkdir -p $(IMAGE_CONTEXT)/wheels; \
-	$(BIN)/pip wheel --quiet --no-deps -w $(IMAGE_CONTEXT)/wheels .; \
-	$(BIN)/pip download --quiet --only-binary=:all: --python-version 3.11 \
-	  --implementation cp $(foreach glibc,$(WHEEL_GLIBC),--platform manylinux_$(glibc)_$(ARCH)) \
-	  -d $(IMAGE_CONTEXT)/wheels $(IMAGE_CONTEXT)/wheels/stellarstack-$(VERSION)-*.whl; \
+	$(BIN)/pip wheel --quiet --no-deps --no-build-isolation -w $(IMAGE_CONTEXT)/wheels .; \
+	$(UV_PIP) compile pyproject.toml --python-version 3.11 --python-platform $(ARCH)-manylinux_2_36 \
+	  -c $(LOCK) --generate-hashes --no-header --no-annotate -o $(IMAGE_CONTEXT)/runtime.txt; \
+	$(BIN)/pip download --quiet --disable-pip-version-check --no-deps --require-hashes \
+	  --only-binary=:all: --python-version 3.11 --implementation cp \
+	  $(foreach glibc,$(WHEEL_GLIBC),--platform manylinux_$(glibc)_$(ARCH)) \
+	  -d $(IMAGE_CONTEXT)/wheels -r $(IMAGE_CONTEXT)/runtime.txt; \
 	docker build --quiet --build-arg BASE_IMAGE=$(BASE_IMAGE) \
 	  -f images/stellarstack/Dockerfile -t $(IMAGE_NAME):$(VERSION) -t $(IMAGE_NAME):dev \
 	  $(IMAGE_CONTEXT) >/dev/null; \
