@@ -42,9 +42,15 @@ lock:
 # (state in .stellarstack/). The toy image is built first when Docker is there, so the toy
 # example blueprint can start a real server at once.
 run: $(STAMP)
-	@if docker info >/dev/null 2>&1 && command -v busybox >/dev/null 2>&1; then \
-	  bash hack/images/build.sh toy >/dev/null 2>&1 || echo "make run: the toy image could not be built"; \
+	@if ! docker info >/dev/null 2>&1; then \
+	  echo "== run: no Docker engine answers; the panel starts without a local node"; \
+	elif ! command -v busybox >/dev/null 2>&1; then \
+	  echo "== run: busybox is not installed (Debian busybox-static); no toy image"; \
+	else \
+	  echo "== run: building the toy game server image (localhost/stellarstack/toy:1)"; \
+	  bash hack/images/build.sh toy >/dev/null 2>&1 || echo "== run: the toy image could not be built"; \
 	fi
+	@echo "== run: starting the panel and its local node (Ctrl+C stops both)"
 	$(BIN)/stellarstack panel local
 
 # The whole suite. pytest exits 5 when nothing was collected; that stays a failure here,
