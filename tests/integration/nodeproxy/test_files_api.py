@@ -121,12 +121,75 @@ async def test_mkdir_rename_copy_chmod_search_delete(api: Any) -> None:
     assert sorted(os.listdir(data)) == []
 
 
-@pytest.mark.parametrize("path", ["../outside/canary.txt", "/etc/passwd", "a/../../x", "a\x00b"])
+@pytest.mark.parametrize(
+    "path",
+    ["../outside/canary.txt", "/../outside/canary.txt", "//../etc/passwd", "a/../../x", "a\x00b"],
+)
 async def test_bad_paths_are_refused(api: Any, path: str) -> None:
     client, _ = api
     response = await client.get(f"{BASE}/content", params={"path": path})
     assert response.status_code == 400
     assert response.json()["code"] == "bad_path"
+
+
+@pytest.mark.parametrize("path", ["/etc/passwd", "//etc/passwd", "/proc/self/environ"])
+async def test_a_leading_slash_never_reaches_the_host(api: Any, path: str) -> None:
+    client, _ = api
+    response = await client.get(f"{BASE}/content", params={"path": path})
+    # The server root has no etc/ or proc/: nothing found, and nothing of the host's read.
+    assert response.status_code == 404, response.text
+    assert response.json()["code"] == "not_found"
+
+
+async def test_every_route_takes_the_root_and_leading_slashes(api: Any) -> None:
+    client, data = api
+    put = await client.put(f"{BASE}/content", params={"path": "/plugins/x.jar"}, content=b"jar")
+    assert put.status_code == 201, put.text
+    assert put.json()["path"] == "plugins/x.jar"
+    assert (data / "plugins" / "x.jar").read_bytes() == b"jar"
+    top = await client.put(f"{BASE}/content", params={"path": "/top.txt"}, content=b"top")
+    assert top.status_code == 201, top.text
+    for spelling in ["/", "", ".", "//", "/./"]:
+        listing = await client.get(f"{BASE}/list", params={"path": spelling})
+        assert listing.status_code == 200, (spelling, listing.text)
+        assert sorted(e["name"] for e in listing.json()) == ["plugins", "top.txt"], spelling
+        root_stat = await client.get(f"{BASE}/stat", params={"path": spelling})
+        assert (root_stat.status_code, root_stat.json()["type"]) == (200, "directory")
+    read = await client.get(f"{BASE}/content", params={"path": "/plugins/x.jar"})
+    assert (read.status_code, read.content) == (200, b"jar")
+    assert (await client.post(f"{BASE}/mkdir", json={"path": "/a/b"})).status_code == 201
+    assert (data / "a" / "b").is_dir()
+    moved = await client.post(
+        f"{BASE}/rename", json={"source": "/top.txt", "destination": "/a/top.txt"}
+    )
+    assert (moved.status_code, moved.json()["path"]) == (200, "a/top.txt")
+    copied = await client.post(f"{BASE}/copy", json={"source": "/a", "destination": "/c"})
+    assert copied.status_code == 200, copied.text
+    assert (data / "c" / "top.txt").read_bytes() == b"top"
+    chmod = await client.post(f"{BASE}/chmod", json={"path": "/c/top.txt", "mode": 0o640})
+    assert chmod.json()["mode"] == "0o640"
+    found = await client.get(f"{BASE}/search", params={"query": "*.txt", "path": "/"})
+    assert sorted(m["path"] for m in found.json()["matches"]) == ["a/top.txt", "c/top.txt"]
+    made = await client.post(
+        f"{BASE}/archive",
+        json={"paths": ["/plugins"], "destination": "/plugins.tar.gz", "format": "tar.gz"},
+    )
+    assert made.status_code == 201, made.text
+    await client.post(f"{BASE}/delete", json={"paths": ["/plugins"]})
+    assert not (data / "plugins").exists()
+    for destination in ["/", "", "."]:
+        extracted = await client.post(
+            f"{BASE}/extract", json={"archive": "/plugins.tar.gz", "destination": destination}
+        )
+        assert extracted.status_code == 200, extracted.text
+        assert (data / "plugins" / "x.jar").read_bytes() == b"jar"
+        await client.post(f"{BASE}/delete", json={"paths": ["plugins"]})
+    for root_spelling in ["/", "", "."]:
+        refused = await client.post(f"{BASE}/delete", json={"paths": [root_spelling]})
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["code"] == "bad_path"
+    assert (await client.post(f"{BASE}/delete", json={"paths": ["/a", "//c"]})).status_code == 204
+    assert sorted(os.listdir(data)) == ["plugins.tar.gz"]
 
 
 async def test_symlinks_out_of_the_root_are_never_followed(api: Any, outside: Path) -> None:

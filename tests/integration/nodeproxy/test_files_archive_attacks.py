@@ -103,6 +103,10 @@ TAR_ATTACKS: dict[str, tuple[list[tuple[tarfile.TarInfo, bytes | None]], FileErr
     "dotdot": ([reg("ok.txt"), reg("../outside/canary.txt")], FileErrorCode.UNSAFE_ARCHIVE),
     "dotdot_deep": ([reg("a/b/../../../x")], FileErrorCode.UNSAFE_ARCHIVE),
     "absolute": ([reg("ok.txt"), reg("/tmp/evil.txt")], FileErrorCode.UNSAFE_ARCHIVE),
+    # Client paths may start with `/` (the server root); archive member names still may not.
+    "absolute_root": ([reg("/")], FileErrorCode.UNSAFE_ARCHIVE),
+    "double_slash": ([reg("ok.txt"), reg("//etc/passwd")], FileErrorCode.UNSAFE_ARCHIVE),
+    "absolute_dotdot": ([reg("/../outside/canary.txt")], FileErrorCode.UNSAFE_ARCHIVE),
     "backslash": ([reg("..\\..\\evil.txt")], FileErrorCode.UNSAFE_ARCHIVE),
     "symlink": ([special("ln", tarfile.SYMTYPE, "/")], FileErrorCode.UNSAFE_ARCHIVE),
     "symlink_then_file": (
@@ -318,3 +322,43 @@ def test_implied_directories_are_created_traversable(sandbox: tuple[Sandbox, Saf
     (box.root / "a.zip").write_bytes(zip_bytes([("x/y/z.txt", b"z")]))
     extract_archive(root, "a.zip", "dest")
     assert stat.S_IMODE((box.root / "dest/x/y").stat().st_mode) & 0o755 == 0o755
+
+
+@pytest.mark.parametrize("destination", ["/../outside", "//..", "/dest/../../outside", "/.."])
+def test_a_destination_climbing_out_is_refused_with_a_leading_slash(
+    sandbox: tuple[Sandbox, SafeRoot], destination: str
+) -> None:
+    box, root = sandbox
+    (box.root / "good.tar").write_bytes(tar_bytes([reg("canary.txt", b"overwritten")]))
+    before_root, before_outside = box.snapshot_root(), box.snapshot_outside()
+    with pytest.raises(FileError) as caught:
+        extract_archive(root, "/good.tar", destination)
+    assert caught.value.code is FileErrorCode.BAD_PATH
+    assert box.snapshot_root() == before_root
+    assert box.snapshot_outside() == before_outside
+
+
+def test_hostile_archive_named_with_a_leading_slash_is_refused_whole(
+    sandbox: tuple[Sandbox, SafeRoot],
+) -> None:
+    box, root = sandbox
+    payload = tar_bytes([reg("ok.txt"), reg("../outside/canary.txt")], "tar.gz")
+    (box.root / "evil.tar.gz").write_bytes(payload)
+    before_root, before_outside = box.snapshot_root(), box.snapshot_outside()
+    for destination in ("/dest", "//dest/", "/", ""):
+        with pytest.raises(FileError) as caught:
+            extract_archive(root, "/evil.tar.gz", destination)
+        assert caught.value.code is FileErrorCode.UNSAFE_ARCHIVE
+    assert box.snapshot_root() == before_root
+    assert box.snapshot_outside() == before_outside
+
+
+@pytest.mark.parametrize("destination", ["/", "", ".", "/dest", "//dest/"])
+def test_a_leading_slash_destination_is_below_the_root(
+    sandbox: tuple[Sandbox, SafeRoot], destination: str
+) -> None:
+    box, root = sandbox
+    (box.root / "good.zip").write_bytes(zip_bytes([("unpacked/x.txt", b"x")]))
+    extract_archive(root, "/good.zip", destination)
+    below = box.root / destination.strip("/.") / "unpacked" / "x.txt"
+    assert below.read_bytes() == b"x"

@@ -76,13 +76,21 @@ def test_list_and_stat(root: SafeRoot) -> None:
     assert (info.size, info.type, info.path) == (4096, FileType.FILE, "world/region/r.0.0.mca")
     assert root.stat("").type is FileType.DIRECTORY
     assert root.stat("./config//app.yml").path == "config/app.yml"
+    assert root.stat("/config/app.yml").path == "config/app.yml"
+    for spelling in ("", ".", "/", "//", "./", "/."):
+        assert root.stat(spelling).path == ""
+        assert [i.name for i in root.list_dir(spelling)] == [n for n, _ in names]
 
 
 @pytest.mark.parametrize(
     ("path", "code"),
     [
         ("../x", FileErrorCode.BAD_PATH),
-        ("/etc/passwd", FileErrorCode.BAD_PATH),
+        ("/../etc/passwd", FileErrorCode.BAD_PATH),
+        # A leading `/` is the server root: the host's /etc/passwd is never what it names.
+        ("/etc/passwd", FileErrorCode.NOT_FOUND),
+        ("//etc/passwd", FileErrorCode.NOT_FOUND),
+        ("/", FileErrorCode.BAD_PATH),
         ("a/\x00b", FileErrorCode.BAD_PATH),
         ("a" * 256, FileErrorCode.BAD_PATH),
         ("a/" * 2100, FileErrorCode.BAD_PATH),

@@ -54,8 +54,28 @@ def sandbox(tmp_path: Path) -> Iterator[tuple[Sandbox, SafeRoot]]:
         yield box, safe
 
 
-DIR_LINKS = ["abs_dir", "rel_dir", "up_dir", "chain_dir", "real/sub", "dangling_dir"]
-FILE_LINKS = ["abs_file", "rel_file", "chain_file", "dangling_file", "abs_dir", "real/sub"]
+# A leading `/` names the server root, so "/abs_dir" is the same planted link as "abs_dir".
+DIR_LINKS = [
+    "abs_dir",
+    "rel_dir",
+    "up_dir",
+    "chain_dir",
+    "real/sub",
+    "dangling_dir",
+    "/abs_dir",
+    "//rel_dir",
+    "/./real/sub",
+]
+FILE_LINKS = [
+    "abs_file",
+    "rel_file",
+    "chain_file",
+    "dangling_file",
+    "abs_dir",
+    "real/sub",
+    "/abs_file",
+    "//chain_file",
+]
 
 
 def _write_async(r: SafeRoot, path: str) -> object:
@@ -129,6 +149,39 @@ def test_no_operation_goes_through_a_link(
     assert caught.value.code is FileErrorCode.SYMLINK_REFUSED, caught.value
     assert box.snapshot_outside() == before
     assert str(box.outside) not in str(caught.value)
+
+
+@pytest.mark.parametrize("climb", ["..", "/..", "//..", "/./..", "/real/../.."])
+@pytest.mark.parametrize("op", sorted(THROUGH_OPS))
+def test_climbing_out_is_refused_however_it_is_spelled(
+    sandbox: tuple[Sandbox, SafeRoot], op: str, climb: str
+) -> None:
+    box, root = sandbox
+    before = box.snapshot_outside()
+    with pytest.raises(FileError) as caught:
+        _drain(THROUGH_OPS[op](root, f"{climb}/outside"))
+    assert caught.value.code is FileErrorCode.BAD_PATH, caught.value
+    assert box.snapshot_outside() == before
+
+
+@pytest.mark.parametrize("op", sorted(THROUGH_OPS))
+def test_the_hosts_own_absolute_path_names_a_path_inside_the_root(
+    sandbox: tuple[Sandbox, SafeRoot], op: str
+) -> None:
+    """A client that sends the host path of the neighbour (`/tmp/.../outside`) names a path
+    of that spelling below the server root, which does not exist: never the neighbour."""
+    box, root = sandbox
+    before = box.snapshot_outside()
+    refusals: set[FileErrorCode] = set()
+    for spelling in (str(box.outside), "/" + str(box.outside)):
+        try:
+            result = _drain(THROUGH_OPS[op](root, spelling))
+        except FileError as exc:
+            refusals.add(exc.code)
+        else:
+            assert SECRET not in repr(result).encode()
+    assert refusals <= {FileErrorCode.NOT_FOUND}
+    assert box.snapshot_outside() == before
 
 
 # Operations on the link itself: either refused, or acting on the link and never its target.

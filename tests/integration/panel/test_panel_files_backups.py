@@ -138,6 +138,36 @@ def test_planted_symlinks_are_refused_through_the_panel(
         os.unlink(root / f"passwd-{tag}")
 
 
+def test_the_root_and_leading_slashes_through_the_panel(
+    panel: Panel, node: NodeProcess, toy: str
+) -> None:
+    owner, server_id = owned(panel, node, toy)
+    files = f"/api/servers/{server_id}/files"
+    folder = f"plugins-{uuid.uuid4().hex[:6]}"
+    uploaded = owner.put(f"{files}/content", params={"path": f"/{folder}/x.jar"}, content=b"jar")
+    assert uploaded.status_code == 201, uploaded.text
+    assert (node.server_dir(toy) / folder / "x.jar").read_bytes() == b"jar"
+    for spelling in ("/", "", "."):
+        listing = owner.get(f"{files}/list", params={"path": spelling})
+        assert listing.status_code == 200, (spelling, listing.text)
+        assert folder in {entry["name"] for entry in listing.json()}, spelling
+    assert owner.get(f"{files}/list").json() == owner.get(f"{files}/list?path=/").json()
+    read = owner.get(f"{files}/content", params={"path": f"/{folder}/x.jar"})
+    assert (read.status_code, read.content) == (200, b"jar")
+    made = owner.post(f"{files}/mkdir", json={"path": f"/{folder}/sub"})
+    assert made.status_code == 201, made.text
+    climbing = owner.get(f"{files}/content", params={"path": "/../etc/passwd"})
+    assert climbing.status_code == 400, climbing.text
+    assert climbing.json()["error"]["code"] == "bad_path"
+    assert climbing.json()["error"]["field"] == "path"
+    host = owner.get(f"{files}/content", params={"path": "//etc/passwd"})
+    assert host.status_code == 404, host.text
+    assert "root:" not in host.text
+    removed = owner.post(f"{files}/delete", json={"paths": [f"/{folder}"]})
+    assert removed.status_code == 204, removed.text
+    assert not (node.server_dir(toy) / folder).exists()
+
+
 def test_file_permissions_and_scopes(panel: Panel, node: NodeProcess, toy: str) -> None:
     admin = panel.setup_admin()
     owner_id = create_user(panel, admin, "owner@example.com")

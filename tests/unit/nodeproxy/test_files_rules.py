@@ -38,12 +38,30 @@ from stellarstack.nodeproxy.files.root import FileType
 @pytest.mark.parametrize(
     ("path", "parts"),
     [
+        # Every spelling of the server root.
         ("", ()),
         (".", ()),
+        ("/", ()),
+        ("//", ()),
+        ("/.", ()),
+        ("./", ()),
+        ("/./", ()),
+        # A leading `/` is the server root, never the host's.
+        ("/a", ("a",)),
+        ("/a/b", ("a", "b")),
+        ("/plugins/x.jar", ("plugins", "x.jar")),
+        ("//etc/passwd", ("etc", "passwd")),
         ("a", ("a",)),
+        ("./a", ("a",)),
+        ("a//b", ("a", "b")),
+        ("a/b/", ("a", "b")),
+        ("/a/b/", ("a", "b")),
         ("a//b/./c/", ("a", "b", "c")),
         ("..a/b..", ("..a", "b..")),
+        ("/...", ("...",)),
         ("with space/ü", ("with space", "ü")),
+        ("x" * 255, ("x" * 255,)),
+        ("/" + "a/" * 2047, ("a",) * 2047),
     ],
 )
 def test_split_path_accepts(path: str, parts: tuple[str, ...]) -> None:
@@ -51,12 +69,28 @@ def test_split_path_accepts(path: str, parts: tuple[str, ...]) -> None:
 
 
 @pytest.mark.parametrize(
-    "path", ["..", "a/../b", "a/..", "/etc", "/", "a\x00b", "x" * 256, "a/" * 2049]
+    ("path", "why"),
+    [
+        ("..", "'..'"),
+        ("/..", "'..'"),
+        ("/../etc/passwd", "'..'"),
+        ("//../etc", "'..'"),
+        ("a/../b", "'..'"),
+        ("a/..", "'..'"),
+        ("/a/../../x", "'..'"),
+        ("a\x00b", "NUL"),
+        ("/\x00", "NUL"),
+        ("x" * 256, "name too long"),
+        ("/" + "x" * 256, "name too long"),
+        ("a/" * 2049, "path too long"),
+        ("/" * 4097, "path too long"),
+    ],
 )
-def test_split_path_refuses(path: str) -> None:
+def test_split_path_refuses(path: str, why: str) -> None:
     with pytest.raises(FileError) as caught:
         split_path(path)
     assert caught.value.code is FileErrorCode.BAD_PATH
+    assert why in caught.value.message
 
 
 @given(st.text(max_size=300))
@@ -70,6 +104,18 @@ def test_split_path_never_yields_an_escape(path: str) -> None:
         code = None
     assert code in (None, FileErrorCode.BAD_PATH)
     assert all(p not in ("", ".", "..") and "/" not in p and "\x00" not in p for p in parts)
+
+
+@given(st.text(max_size=300))
+def test_a_leading_slash_names_the_same_path_below_the_root(path: str) -> None:
+    # "/x" and "x" are one path; a refusal of one is a refusal of the other.
+    outcomes = []
+    for spelling in (path, "/" + path.lstrip("/")):
+        try:
+            outcomes.append(split_path(spelling))
+        except FileError as exc:
+            outcomes.append(exc.code)
+    assert outcomes[0] == outcomes[1]
 
 
 DENY = Denylist.of(["*.jar", "config/secret.yml", "/logs/", "plugins/**/*.key", " ", "data?.db"])

@@ -30,6 +30,7 @@ from stellarstack.nodeproxy.files.archives import (
     create_archive_file,
     extract_archive,
 )
+from stellarstack.nodeproxy.files.paths import join_parts, split_path
 from stellarstack.nodeproxy.files.root import SearchLimits
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
@@ -181,10 +182,10 @@ def files_router(services: Any, need: Callable[[str], Any]) -> APIRouter:
     ) -> dict[str, Any]:
         declared = request.headers.get("content-length")
         with opened(namespace, name, writes=True) as root:
-            parent = path.rstrip("/").rpartition("/")[0]
-            if parent:
+            parents = split_path(path)[:-1]
+            if parents:
                 # Uploads create their folders, as users of file managers expect.
-                await asyncio.to_thread(root.mkdir, parent)
+                await asyncio.to_thread(root.mkdir, join_parts(parents))
             info = await root.write_async(
                 path,
                 request.stream(),

@@ -12,7 +12,7 @@ class FileErrorCode(enum.Enum):
     """Why a file operation was refused or failed; each code maps to one HTTP status."""
 
     BAD_PATH = "bad_path"
-    """The path is malformed: absolute, `..`, NUL, too long, or names the root where it may not."""
+    """The path is malformed: `..`, NUL, too long, or names the root where it may not."""
     NOT_FOUND = "not_found"
     """Nothing exists at the path (or a parent of it)."""
     EXISTS = "exists"

@@ -27,17 +27,18 @@ def _encoded_len(text: str) -> int:
 
 
 def split_path(path: str) -> Parts:
-    """Split a client path relative to the server root into its components.
+    """Split a client path into its components below the server root.
 
-    `""`, `"."` and `"/"`-free forms like `"a//b/./c"` are accepted (empty and `.` components
-    are dropped; `()` is the root itself). Absolute paths, `..`, NUL and names or paths longer
-    than the kernel limits raise `FileError(BAD_PATH)`: a client path that needs normalising
-    past `..` is treated as hostile rather than guessed at.
+    Every client path is relative to the server root, however it is spelled: `""`, `"."` and
+    `"/"` all name the root itself (`()`), and a leading `/` means "from the server root"
+    (`/plugins/x.jar` is `plugins/x.jar`), as users of file managers and SFTP expect. Empty
+    and `.` components are dropped (`a//b/./c/` is `a/b/c`). `..`, NUL and names or paths
+    longer than the kernel limits raise `FileError(BAD_PATH)`: a client path that needs
+    normalising past `..` is treated as hostile rather than guessed at. Nothing here makes a
+    path safe to open by itself; `SafeRoot` still walks the components without following links.
     """
     if "\x00" in path:
         raise FileError(FileErrorCode.BAD_PATH, path, "NUL byte in path")
-    if path.startswith("/"):
-        raise FileError(FileErrorCode.BAD_PATH, path, "absolute paths are not accepted")
     if _encoded_len(path) > MAX_PATH_BYTES:
         raise FileError(FileErrorCode.BAD_PATH, path[:64] + "...", "path too long")
     parts: list[str] = []

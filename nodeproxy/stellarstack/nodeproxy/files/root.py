@@ -3,9 +3,10 @@
 How confinement works (and why this way):
 
 - The root is opened once as a directory fd. Every client path is split by the pure
-  `split_path` (no `..`, no absolute paths) and resolved one component at a time with
-  `os.open(part, O_PATH | O_DIRECTORY | O_NOFOLLOW, dir_fd=parent)`. A symlink anywhere in the
-  path makes that open fail, so links are never followed - not out of the root, not inside it.
+  `split_path` (no `..`; a leading `/` is the server root, never the host's) and resolved one
+  component at a time with `os.open(part, O_PATH | O_DIRECTORY | O_NOFOLLOW, dir_fd=parent)`.
+  A symlink anywhere in the path makes that open fail, so links are never followed - not out
+  of the root, not inside it.
 - The last component is then acted on *relative to its parent's fd* with the no-follow form of
   each call (`unlinkat`, `renameat`, `fstatat(AT_SYMLINK_NOFOLLOW)`, `utimensat`, `O_NOFOLLOW`).
   Because the parent is held open, swapping a directory for a symlink half-way through an
