@@ -17,9 +17,9 @@ from typing import Any
 from kubernetes import client
 from kubernetes import config as _config
 from kubernetes.client.exceptions import ApiException
-from kubernetes.stream import stream
 
 from stellarstack.api.constants import GROUP, VERSION
+from stellarstack.operator.kubestream import write_stdin
 from stellarstack.operator.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -193,26 +193,10 @@ class Kube:
         if "\n" in line or "\r" in line:
             raise ValueError("a console command is one line")
 
-        def write() -> None:
-            session = stream(
-                self.core.connect_get_namespaced_pod_attach,
-                pod,
-                namespace,
-                container=container,
-                stdin=True,
-                stdout=False,
-                stderr=False,
-                tty=False,
-                _preload_content=False,
-            )
-            try:
-                session.write_stdin(line + "\n")
-                # Give the write a moment to leave before the socket closes.
-                session.update(timeout=1)
-            finally:
-                session.close()
-
-        await asyncio.to_thread(write)
+        # On a client of its own (kubestream): never on the one the API threads share.
+        await asyncio.to_thread(
+            write_stdin, self.api_client, namespace, pod, container, line + "\n", settle_seconds=1
+        )
 
     async def post_event(
         self, involved: Manifest, event_type: str, reason: str, message: str

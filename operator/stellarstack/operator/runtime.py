@@ -54,7 +54,6 @@ from typing import Any
 from kubernetes import client
 from kubernetes import config as _config
 from kubernetes.client.exceptions import ApiException
-from kubernetes.stream import stream
 from pydantic import ValidationError
 
 from stellarstack.api.blueprint import StopMethod, StopType
@@ -76,6 +75,7 @@ from stellarstack.api.workload import Workload, WorkloadSettings
 from stellarstack.operator import builders
 from stellarstack.operator.compute import compute_install_outcome
 from stellarstack.operator.kube import Kube, Manifest
+from stellarstack.operator.kubestream import write_stdin
 from stellarstack.operator.runtimeplan import (
     FINALIZER_KEEP_STATUS,
     IMAGE_REASONS,
@@ -547,21 +547,14 @@ class KubernetesRuntime:
         await asyncio.to_thread(self._attach_write, key, line + "\n")
 
     def _attach_write(self, key: ServerKey, text: str) -> None:
-        session = stream(
-            self._core.connect_get_namespaced_pod_attach,
-            builders.pod_name(key.name),
+        # On a client of its own (kubestream): callers share this runtime's across threads.
+        write_stdin(
+            self._kube.api_client,
             key.namespace,
-            container=builders.GAME_CONTAINER,
-            stdin=True,
-            stdout=False,
-            stderr=False,
-            tty=False,
-            _preload_content=False,
+            builders.pod_name(key.name),
+            builders.GAME_CONTAINER,
+            text,
         )
-        try:
-            session.write_stdin(text)
-        finally:
-            session.close()
 
     async def logs(self, key: ServerKey, *, tail: int, since: datetime | None = None) -> list[str]:
         pod = await self._require_anything(key)
