@@ -8,6 +8,7 @@ import hashlib
 import ipaddress
 import json
 import os
+import shutil
 import signal
 import ssl
 import subprocess
@@ -572,3 +573,60 @@ def test_backups_through_the_api_and_their_download(node: NodeProcess) -> None:
     with node.client(token=viewer) as browser:
         # Backups are the panel's: a server token does not reach them.
         assert browser.get("/api/v1/namespaces/node/backups/b1/archive").status_code == 403
+
+
+def host_cpu_millicores() -> int:
+    """What the host offers this process: its CPUs, or the CPU quota set on the cgroup
+    hierarchy's root when there is one (the agent also honours quotas further down; the
+    tests run where none is set)."""
+    cores = float(os.sysconf("SC_NPROCESSORS_ONLN"))
+    v2, v1 = Path("/sys/fs/cgroup/cpu.max"), Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us")
+    if v2.exists() and not v2.read_text().startswith("max"):
+        quota, period = v2.read_text().split()
+        cores = min(cores, int(quota) / int(period))
+    elif v1.exists() and int(v1.read_text()) > 0:
+        period = (v1.parent / "cpu.cfs_period_us").read_text()
+        cores = min(cores, int(v1.read_text()) / int(period))
+    return int(cores * 1000)
+
+
+def test_node_reports_who_it_is_its_capacity_and_allocations(node: NodeProcess) -> None:
+    assert httpx.get(f"{node.url}/api/v1/node").status_code == 401
+    with node.client(token=node.server_token("cap", "files.read")) as browser:
+        assert browser.get("/api/v1/node").status_code == 403
+    data_dir = Path(node.env["STELLARSTACK_NODE_DATA_DIR"])
+    with node.client() as client:
+        assert client.put("/api/v1/blueprints/toy", json=TOY_BLUEPRINT).status_code == 200
+        empty = client.get("/api/v1/node")
+        assert empty.status_code == 200, empty.text
+        report = empty.json()
+        assert node.process is not None
+        assert report["pid"] == node.process.pid
+        assert report["agentId"] == node.env["STELLARSTACK_NODE_AGENT_ID"]
+        capacity = report["capacity"]
+        assert capacity["memoryBytes"] == os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        disk = shutil.disk_usage(data_dir)
+        assert capacity["diskBytes"] == disk.total
+        # Free space moves while other work writes; within 1 GiB of what the test sees.
+        assert abs(capacity["diskFreeBytes"] - disk.free) < 2**30
+        assert capacity["cpuMillicores"] == host_cpu_millicores() > 0
+        assert report["allocated"] == {
+            "memoryBytes": 0,
+            "diskBytes": 0,
+            "cpuMillicores": 0,
+            "servers": 0,
+        }
+        for name, resources in (
+            ("cap-a", {"cpu": "500m", "memory": "128Mi", "disk": "1Gi"}),
+            ("cap-b", {"cpu": "1.5", "memory": "256Mi", "disk": "2Gi"}),
+        ):
+            document = gameserver(name, free_port(), power={"state": "Stopped"})
+            document["spec"]["resources"] = resources
+            answer = client.put(f"/api/v1/namespaces/node/gameservers/{name}", json=document)
+            assert answer.status_code == 200, answer.text
+        assert client.get("/api/v1/node").json()["allocated"] == {
+            "memoryBytes": 384 * 2**20,
+            "diskBytes": 3 * 2**30,
+            "cpuMillicores": 2000,
+            "servers": 2,
+        }

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import time
 import uuid
 from collections import defaultdict
@@ -39,6 +40,7 @@ from stellarstack.api.states import BackupPhase
 from stellarstack.nodeproxy.agent import NodeAgent
 from stellarstack.nodeproxy.api.auth import Authenticator, depends, requirement
 from stellarstack.nodeproxy.api.files import files_router, install_file_error_handler
+from stellarstack.nodeproxy.capacity import compute_allocated, measure_capacity
 from stellarstack.nodeproxy.ratelimit import TokenBucket
 from stellarstack.nodeproxy.runtime.docker import DockerRuntime
 from stellarstack.nodeproxy.settings import NodeSettings
@@ -130,6 +132,7 @@ def create_app(services: NodeServices, *, run_agent: bool = False) -> FastAPI:
         services.authenticator = Authenticator(services.settings)
     authenticator = services.authenticator
     install_file_error_handler(app)
+    app.include_router(_node_router(services, authenticator))
     app.include_router(_resources_router(services, authenticator))
     app.include_router(_servers_router(services, authenticator))
     app.include_router(files_router(services, lambda scope: depends(authenticator, scope)))
@@ -155,6 +158,36 @@ def _parse(model: type[Resource], document: Any, namespace: str, name: str) -> R
     if problems:
         raise ResourceError(problems)
     return model.model_validate(document)
+
+
+def _node_router(services: NodeServices, authenticator: Authenticator) -> APIRouter:
+    # Facts about the node itself are the panel's business alone, like the resources.
+    router = APIRouter(prefix="/api/v1", tags=["node"], dependencies=[depends(authenticator, None)])
+
+    @router.get("/node")
+    async def node() -> dict[str, Any]:
+        """Who this agent is and what the host has: the panel's heartbeat reads it, and
+        `panel local` checks it is talking to the agent it started (its `pid`)."""
+        capacity = await asyncio.to_thread(measure_capacity, services.settings.data_dir)
+        allocated = compute_allocated(services.store.of_kind(GameServer))
+        return {
+            "agentId": services.settings.agent_id,
+            "pid": os.getpid(),
+            "capacity": {
+                "memoryBytes": capacity.memory_bytes,
+                "diskBytes": capacity.disk_bytes,
+                "diskFreeBytes": capacity.disk_free_bytes,
+                "cpuMillicores": capacity.cpu_millicores,
+            },
+            "allocated": {
+                "memoryBytes": allocated.memory_bytes,
+                "diskBytes": allocated.disk_bytes,
+                "cpuMillicores": allocated.cpu_millicores,
+                "servers": allocated.servers,
+            },
+        }
+
+    return router
 
 
 def _resources_router(services: NodeServices, authenticator: Authenticator) -> APIRouter:
