@@ -31,9 +31,10 @@ from stellarstack.api.workload import Workload, WorkloadSettings
 GAME_CONTAINER = "game"
 INSTALL_CONTAINER = "install"
 CONFIG_FILES_CONTAINER = "config-files"
-# What `stellarstack configfiles apply` needs (about 40 MB resident, a third of a CPU-second):
-# small, fixed limits, so the game's own limits are not raised by its init container.
-CONFIG_FILES_RESOURCES = {"cpu": "250m", "memory": "96Mi"}
+# What `stellarstack configfiles apply` needs (about 45 MB resident, under a CPU-second with
+# the interpreter's start); a smaller game gives it less (see `_helper_resources`).
+CONFIG_FILES_CPU_MILLICORES = 250
+CONFIG_FILES_MEMORY_BYTES = 96 * 2**20
 DATA_VOLUME = "data"
 INSTALL_SCRIPT_DIR = "/mnt/install"
 INSTALL_SCRIPT_NAME = "install.sh"
@@ -126,6 +127,24 @@ def _resources(workload: Workload) -> Manifest:
         "memory": str(workload.limits.memory_bytes),
     }
     return {"requests": dict(amounts), "limits": dict(amounts)}
+
+
+def _helper_resources(workload: Workload, cpu_millicores: int, memory_bytes: int) -> Manifest:
+    """Requests = limits of a helper (init) container in a game's Pod: what the helper needs,
+    but never more than the game asks for. A Pod's effective request is the larger of its
+    largest init container's and its app containers' sum, so a helper asking more would make a
+    small server need more than it asked for to be scheduled (a 100m toy needed 250m). Capped,
+    a helper of a small server only runs slower; requests = limits keeps the Pod Guaranteed."""
+    cpu = min(cpu_millicores, workload.limits.cpu_millicores)
+    memory = min(memory_bytes, workload.limits.memory_bytes)
+    amounts = {"cpu": f"{cpu}m", "memory": _memory_quantity(memory)}
+    return {"requests": dict(amounts), "limits": dict(amounts)}
+
+
+def _memory_quantity(memory_bytes: int) -> str:
+    """Whole mebibytes as `<n>Mi` (what a reader expects), any other amount in bytes."""
+    mebibytes, rest = divmod(memory_bytes, 2**20)
+    return f"{mebibytes}Mi" if not rest else str(memory_bytes)
 
 
 def _container_security(workload: Workload) -> Manifest:
@@ -256,10 +275,9 @@ def desired_config_files_container(
         # The image's entrypoint is the `stellarstack` command.
         "args": ["configfiles", "apply", "--root", settings.data_path],
         "env": [{"name": PLANS_ENV, "value": plans_to_json(workload.config_files)}],
-        "resources": {
-            "requests": dict(CONFIG_FILES_RESOURCES),
-            "limits": dict(CONFIG_FILES_RESOURCES),
-        },
+        "resources": _helper_resources(
+            workload, CONFIG_FILES_CPU_MILLICORES, CONFIG_FILES_MEMORY_BYTES
+        ),
         "securityContext": {**_container_security(workload), "readOnlyRootFilesystem": True},
         "volumeMounts": [{"name": DATA_VOLUME, "mountPath": settings.data_path}],
         "terminationMessagePolicy": "FallbackToLogsOnError",
