@@ -1,13 +1,16 @@
 """Rules of the console WebSocket (pure): message parsing, rate limits, connection caps and
 the close codes a client sees.
 
-The console speaks JSON, one object per WebSocket text message:
+The console speaks JSON, one object per WebSocket text message; the TypedDicts below are the
+messages (the console route builds them, and the OpenAPI document's schemas are generated from
+them):
 
 client -> panel  {"type": "command", "line": "say hi"}      needs console.write
                  {"type": "power", "action": "restart"}     needs control.<action>
-panel -> client  {"type": "output", "line": "..."}
-                 {"type": "status", "state": "Running"}
-                 {"type": "stats", ...}
+panel -> client  {"type": "status", "state": "Running"}
+                 {"type": "output", "line": "..."}
+                 {"type": "stats", "cpuPercent": ..., ...}
+                 {"type": "power", "action": "restart", "request": "..."}
                  {"type": "error", "code": "...", "message": "..."}
 
 A message the caller may not send is answered with an error and the socket stays open (a
@@ -19,30 +22,175 @@ from __future__ import annotations
 
 import json
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Literal
+from typing import Annotated, Final, Literal, get_args
 
-POWER_ACTIONS = ("start", "stop", "restart", "kill")
+from pydantic import ConfigDict, Field, with_config
+
+# pydantic reads TypedDicts (for the OpenAPI document) only from typing_extensions before 3.12.
+from typing_extensions import TypedDict
+
+from stellarstack.api.states import GameServerState
+
+PowerAction = Literal["start", "stop", "restart", "kill"]
+POWER_ACTIONS: Final[tuple[PowerAction, ...]] = get_args(PowerAction)
+
+ErrorCode = Literal["invalid", "rate_limited", "forbidden", "not_running", "power_failed"]
+"""Why a message was not carried out; the socket stays open after each of these."""
+ERROR_CODE_MEANINGS: Final[Mapping[ErrorCode, str]] = {
+    "invalid": "the message is not a command or power message (the text says what was expected)",
+    "rate_limited": "too many messages: this one was dropped",
+    "forbidden": "the caller lacks the permission node (or the API key its scope) for it",
+    "not_running": "a command while the server has no running process",
+    "power_failed": "the node or cluster refused the power action",
+}
 
 
 class CloseCode(IntEnum):
-    """Why the panel closed a console socket (4xxx: application codes, RFC 6455 7.4.2)."""
+    """Why the panel closed a console socket (4xxx: application codes, RFC 6455 7.4.2);
+    `CLOSE_CODE_MEANINGS` says when each is used."""
 
     POLICY = 1008
-    """Sustained flooding after the rate-limit warnings."""
     TOO_BIG = 1009
-    """A message above the size limit."""
     TRY_AGAIN_LATER = 1013
-    """Too many console connections (to this server, or of this user)."""
     UNAUTHENTICATED = 4401
-    """No valid credentials, or the session/API key was revoked or expired."""
     FORBIDDEN = 4403
-    """The caller no longer holds console.read on the server (or the server is gone)."""
     SUSPENDED = 4409
-    """The server was suspended."""
     BACKEND = 4502
-    """The node or cluster running the server went away."""
+
+
+CLOSE_CODE_MEANINGS: Final[Mapping[CloseCode, str]] = {
+    CloseCode.POLICY: "sustained flooding after the rate-limit warnings",
+    CloseCode.TOO_BIG: "a message above the size limit",
+    CloseCode.TRY_AGAIN_LATER: "too many console connections (to this server, or of this user)",
+    CloseCode.UNAUTHENTICATED: (
+        "no valid credentials, or the session or API key ended, was revoked or expired, or the "
+        "account was disabled"
+    ),
+    CloseCode.FORBIDDEN: (
+        "the caller does not (or no longer) hold console.read on the server, the server does "
+        "not exist or is gone, or a session cookie came from another Origin"
+    ),
+    CloseCode.SUSPENDED: "the server is suspended (admins excepted)",
+    CloseCode.BACKEND: "the node or cluster running the server failed under the console",
+}
+
+
+# The messages on the wire. TypedDicts rather than models: they are plain dicts at run time
+# (one per console line), and mypy checks that the route builds exactly these shapes.
+
+
+@with_config(ConfigDict(json_schema_extra={"examples": [{"type": "command", "line": "say hi"}]}))
+class CommandMessage(TypedDict):
+    """A line typed into the server's console (needs `console.write`)."""
+
+    type: Literal["command"]
+    line: Annotated[str, Field(min_length=1, pattern=r"^[^\r\n]*$")]
+
+
+@with_config(ConfigDict(json_schema_extra={"examples": [{"type": "power", "action": "restart"}]}))
+class PowerMessage(TypedDict):
+    """A power action (needs `control.<action>`)."""
+
+    type: Literal["power"]
+    action: PowerAction
+
+
+@with_config(ConfigDict(json_schema_extra={"examples": [{"type": "status", "state": "Running"}]}))
+class StatusMessage(TypedDict):
+    """The server's state: sent first, then whenever it changes."""
+
+    type: Literal["status"]
+    state: Annotated[
+        str,
+        Field(
+            description="A GameServer state: " + ", ".join(GameServerState),
+            examples=[GameServerState.RUNNING.value],
+        ),
+    ]
+
+
+@with_config(ConfigDict(json_schema_extra={"examples": [{"type": "output", "line": "[say] hi"}]}))
+class OutputMessage(TypedDict):
+    """One console line: the last lines on connect (the backlog), then live ones."""
+
+    type: Literal["output"]
+    line: str
+
+
+@with_config(
+    ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": "stats",
+                    "cpuPercent": None,
+                    "memoryBytes": 52428800,
+                    "memoryLimitBytes": 134217728,
+                    "networkRxBytes": 1024,
+                    "networkTxBytes": 2048,
+                    "diskBytes": 4096,
+                    "unavailable": {"cpu": "first sample; CPU use is known from the next one"},
+                }
+            ]
+        }
+    )
+)
+class StatsMessage(TypedDict):
+    """A sample of resource use, sent every few seconds. A figure the runtime cannot measure
+    is null and `unavailable` names it with the reason."""
+
+    type: Literal["stats"]
+    cpuPercent: float | None
+    memoryBytes: int | None
+    memoryLimitBytes: int | None
+    networkRxBytes: int | None
+    networkTxBytes: int | None
+    diskBytes: int | None
+    unavailable: dict[str, str]
+
+
+@with_config(
+    ConfigDict(
+        json_schema_extra={
+            "examples": [{"type": "power", "action": "restart", "request": "r-1a2b3c"}]
+        }
+    )
+)
+class PowerAcceptedMessage(TypedDict):
+    """A power action was accepted; `request` is the id the server's status echoes for
+    restart and kill (null for start and stop)."""
+
+    type: Literal["power"]
+    action: PowerAction
+    request: str | None
+
+
+@with_config(
+    ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": "error",
+                    "code": "forbidden",
+                    "message": "you lack the 'console.write' permission",
+                }
+            ]
+        }
+    )
+)
+class ErrorMessage(TypedDict):
+    """A message that was not carried out; the socket stays open."""
+
+    type: Literal["error"]
+    code: ErrorCode
+    message: str
+
+
+ClientToPanel = CommandMessage | PowerMessage
+PanelToClient = StatusMessage | OutputMessage | StatsMessage | PowerAcceptedMessage | ErrorMessage
 
 
 @dataclass(frozen=True)
@@ -52,7 +200,7 @@ class Command:
 
 @dataclass(frozen=True)
 class Power:
-    action: Literal["start", "stop", "restart", "kill"]
+    action: PowerAction
 
     @property
     def node(self) -> str:

@@ -14,6 +14,7 @@ from stellarstack.panel.api.observability import (
     install_denial_log,
     install_request_metrics,
 )
+from stellarstack.panel.api.openapi import install_openapi
 from stellarstack.panel.api.routes import (
     account,
     admin_infrastructure,
@@ -36,7 +37,7 @@ from stellarstack.panel.api.routes.webhooks import router as server_webhooks_rou
 from stellarstack.panel.context import PanelContext
 from stellarstack.panel.db.migrate import upgrade
 from stellarstack.panel.services.webhooks import WebhookOutbox
-from stellarstack.panel.web import pages
+from stellarstack.panel.web import apidocs, pages
 
 BackgroundTask = Callable[[PanelContext], contextlib.AbstractAsyncContextManager[None]]
 
@@ -67,8 +68,14 @@ def create_app(
         description="Accounts, servers on Docker nodes and Kubernetes, consoles, files, "
         "backups, schedules, audit and webhooks. Authenticate with a browser session (cookie "
         "plus the X-CSRF-Token header on writes) or an API key (`Authorization: Bearer ...`). "
-        "Every error body has the shape of `ErrorResponse`.",
+        "Every error body has the shape of `ErrorResponse`.\n\n"
+        "In this page, *Try it out* runs as you once you have logged in at `/login` (the page "
+        "sends the CSRF header itself). Or create an API key with "
+        "`POST /api/account/api-keys` and enter it under *Authorize*.",
         lifespan=lifespan,
+        # Served by `web.apidocs` from files inside the package, never from a CDN.
+        docs_url=None,
+        redoc_url=None,
         responses={
             401: {"model": ErrorResponse, "description": "not authenticated"},
             403: {"model": ErrorResponse, "description": "a permission or scope is missing"},
@@ -82,6 +89,7 @@ def create_app(
         },
     )
     app.state.context = context
+    install_openapi(app, context.settings)
     install_error_handlers(app)
     install_denial_log(app, context)
     # A lambda, not the function itself: tests replace `context.clock` after building it.
@@ -116,6 +124,7 @@ def create_app(
     install_request_metrics(app, context)
     app.include_router(health.router)
     app.include_router(pages.router)
+    app.include_router(apidocs.router)
     app.include_router(metrics_router)
     app.include_router(activity_router)
     app.include_router(admin_webhooks_router)

@@ -168,7 +168,21 @@ def revoke_session(
 
 
 class ApiKeyCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        # Whole-body examples: without one, Swagger UI fills `expires_at` with the moment the
+        # page was drawn, which is already past (and refused) when the request is sent.
+        json_schema_extra={
+            "examples": [
+                {"name": "deploy bot", "scopes": ["servers:read"]},
+                {
+                    "name": "console script",
+                    "scopes": ["servers:read", "console:read", "console:write"],
+                    "expires_at": "2099-12-31T23:59:59Z",
+                },
+            ]
+        },
+    )
 
     name: str = Field(min_length=1, max_length=100, examples=["deploy bot"])
     scopes: list[str] = Field(

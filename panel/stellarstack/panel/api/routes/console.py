@@ -15,7 +15,8 @@ Authentication (checked before anything is sent, and again every
 The socket needs console.read; each command needs console.write and each power action its
 control.* node — a message the caller may not send is answered with an error and the socket
 stays open. Limits (connections per server and per user, message size, message rate) and the
-close codes are in `stellarstack.panel.consolepolicy`.
+close codes are in `stellarstack.panel.consolepolicy`; the OpenAPI document describes this
+socket from them (`stellarstack.panel.api.openapi`).
 """
 
 from __future__ import annotations
@@ -23,15 +24,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from dataclasses import asdict
-from typing import Annotated, Any
+from typing import Annotated
 
 from anyio import to_thread
 from fastapi import APIRouter, Depends, Query, Request, WebSocket
 from pydantic import BaseModel
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
-from stellarstack.api.runtime import ConsoleSession
+from stellarstack.api.runtime import ConsoleSession, ResourceStats
 from stellarstack.panel.api.errors import ApiError
 from stellarstack.panel.api.serverio import (
     SUBPROTOCOL,
@@ -52,10 +52,17 @@ from stellarstack.panel.consolepolicy import (
     CloseCode,
     Command,
     ConnectionCaps,
+    ErrorCode,
+    ErrorMessage,
     FloodGuard,
     Invalid,
+    OutputMessage,
+    PanelToClient,
     Power,
+    PowerAcceptedMessage,
     ReplayFilter,
+    StatsMessage,
+    StatusMessage,
     TokenBucket,
     parse_client_message,
 )
@@ -151,7 +158,7 @@ async def _serve(
     context: PanelContext, websocket: WebSocket, server_id: str, use: ServerUse
 ) -> None:
     async with opened_backend(context, use.server) as backend:
-        await websocket.send_json({"type": "status", "state": use.server.state})
+        await _send(websocket, StatusMessage(type="status", state=use.server.state))
         current = _Current(use)
         tasks = [
             asyncio.create_task(_pump_output(websocket, backend, current)),
@@ -214,7 +221,7 @@ async def _pump_output(websocket: WebSocket, backend: ServerBackend, current: _C
                 async for line in session.lines():
                     for fresh in replayed.feed(line):
                         sent = True
-                        await websocket.send_json({"type": "output", "line": fresh})
+                        await _send(websocket, OutputMessage(type="output", line=fresh))
         except ResourceMissingError as exc:
             raise _ClosedError(CloseCode.FORBIDDEN, f"the server is gone: {exc}") from exc
         except BackendError:
@@ -316,7 +323,7 @@ async def _power(
             properties={"request": request, "via": "console"},
         )
     )
-    await websocket.send_json({"type": "power", "action": power.action, "request": request})
+    await _send(websocket, PowerAcceptedMessage(type="power", action=power.action, request=request))
 
 
 async def _recheck(
@@ -333,23 +340,28 @@ async def _recheck(
         use = await _refresh(context, websocket, server_id, current)
         if use.server.state != current.state:
             current.state = use.server.state
-            await websocket.send_json({"type": "status", "state": current.state})
+            await _send(websocket, StatusMessage(type="status", state=current.state))
         with contextlib.suppress(BackendError):
             sample = await backend.stats(use.server.namespace, use.server.resource_name)
-            await websocket.send_json({"type": "stats", **_stats(asdict(sample))})
+            await _send(websocket, _stats(sample))
 
 
-def _stats(sample: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "cpuPercent": sample["cpu_percent"],
-        "memoryBytes": sample["memory_bytes"],
-        "memoryLimitBytes": sample["memory_limit_bytes"],
-        "networkRxBytes": sample["network_rx_bytes"],
-        "networkTxBytes": sample["network_tx_bytes"],
-        "diskBytes": sample["disk_bytes"],
-        "unavailable": sample["unavailable"],
-    }
+def _stats(sample: ResourceStats) -> StatsMessage:
+    return StatsMessage(
+        type="stats",
+        cpuPercent=sample.cpu_percent,
+        memoryBytes=sample.memory_bytes,
+        memoryLimitBytes=sample.memory_limit_bytes,
+        networkRxBytes=sample.network_rx_bytes,
+        networkTxBytes=sample.network_tx_bytes,
+        diskBytes=sample.disk_bytes,
+        unavailable=dict(sample.unavailable),
+    )
 
 
-async def _error(websocket: WebSocket, code: str, message: str) -> None:
-    await websocket.send_json({"type": "error", "code": code, "message": message})
+async def _send(websocket: WebSocket, message: PanelToClient) -> None:
+    await websocket.send_json(message)
+
+
+async def _error(websocket: WebSocket, code: ErrorCode, message: str) -> None:
+    await _send(websocket, ErrorMessage(type="error", code=code, message=message))
