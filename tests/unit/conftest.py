@@ -39,6 +39,16 @@ TOY_BLUEPRINT: dict[str, Any] = {
                 "rules": {"required": True, "type": "integer", "min": 1, "max": 64},
             },
         ],
+        "ports": [
+            {
+                "name": "game",
+                "port": 7777,
+                "protocol": "TCPUDP",
+                "primary": True,
+                "variable": "SERVER_PORT",
+            },
+            {"name": "query", "port": 7778, "protocol": "UDP"},
+        ],
         "stop": {"type": "Command", "command": "stop", "gracePeriodSeconds": 20},
         "readiness": {"consolePatterns": ["ready"]},
         "configFiles": [

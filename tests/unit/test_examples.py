@@ -96,6 +96,35 @@ def test_gameserver_fits_its_example_blueprint(gameserver: GameServer) -> None:
     assert workload.image in {image.image for image in blueprint.spec.images}
 
 
+@pytest.mark.parametrize("name", sorted(BLUEPRINTS))
+def test_example_blueprint_declares_the_ports_its_game_listens_on(name: str) -> None:
+    """A server made from the blueprint alone is reachable: the defaults name a primary port,
+    and the game learns each number the way the blueprint says."""
+    spec = BLUEPRINTS[name].spec
+    primary = spec.primary_port()
+    assert primary is not None
+    assert primary.primary
+    templates = [c.command for c in spec.startup_commands] + [
+        edit.value or "" for file in spec.config_files for edit in file.edits
+    ]
+    # Every example game reads its primary port's number from the environment.
+    assert primary.variable is not None
+    if primary.variable == "SERVER_PORT":
+        assert any("{{SERVER_PORT}}" in text for text in templates)
+    for port in spec.ports:
+        if port.variable not in (None, "SERVER_PORT"):
+            variable = spec.variable(port.variable)
+            assert variable is not None
+            assert variable.default == str(port.port)
+
+
+@pytest.mark.parametrize("gameserver", GAMESERVERS, ids=lambda g: g.metadata.name)
+def test_example_gameserver_lists_its_blueprint_default_ports(gameserver: GameServer) -> None:
+    defaults = BLUEPRINTS[gameserver.spec.blueprint].spec.default_game_ports()
+    listed = [(p.name, p.port, p.protocol) for p in gameserver.spec.ports]
+    assert listed == [(p.name, p.port, p.protocol) for p in defaults]
+
+
 def test_no_cross_document_problems() -> None:
     assert check_references(DOCUMENTS) == []
 

@@ -63,6 +63,27 @@ def test_valid_documents(blueprint_doc: dict[str, Any], gameserver_doc: dict[str
         (lambda d: d["spec"].update(placement={"type": "DockerNode"}), "node: required"),
         (lambda d: d.update(kind="Pod"), "kind"),
         (lambda d: d.update(apiVersion="v1"), "apiVersion"),
+        (
+            lambda d: d["spec"]["ports"][0].update(hostIp="localhost"),
+            "spec.ports.0.hostIp\n  Value error, 'localhost' is not an IP address",
+        ),
+        (lambda d: d["spec"]["ports"][0].update(hostIp="10.0.0.256"), "not an IP address"),
+        (
+            # One host port on two addresses is fine, unless one of them is every address.
+            lambda d: d["spec"].update(
+                ports=[
+                    {"name": "a", "port": 1, "protocol": "TCP", "hostPort": 5, "hostIp": "0.0.0.0"},
+                    {
+                        "name": "b",
+                        "port": 2,
+                        "protocol": "TCP",
+                        "hostPort": 5,
+                        "hostIp": "10.0.0.1",
+                    },
+                ]
+            ),
+            "ports[1].hostPort: TCP 5 is already published by port a",
+        ),
     ],
 )
 def test_gameserver_errors_name_the_field(
@@ -106,6 +127,51 @@ def test_gameserver_errors_name_the_field(
         (lambda d: d["spec"].update(privileged=True), "privileged"),
         (lambda d: d["spec"].update(hostNetwork=True), "hostNetwork"),
         (lambda d: d["metadata"].update(name="a" * 64), "at most 63 characters"),
+        (
+            lambda d: d["spec"]["ports"].append({"name": "game", "port": 1, "protocol": "TCP"}),
+            "ports[2].name: game is used twice (also ports[0])",
+        ),
+        (
+            lambda d: d["spec"]["ports"].append({"name": "q", "port": 7777, "protocol": "UDP"}),
+            "ports[2].port: UDP 7777 is already used by port game",
+        ),
+        (
+            lambda d: d["spec"]["ports"].append(
+                {"name": "q", "port": 7779, "protocol": "UDP", "primary": True}
+            ),
+            "ports[2].primary: only one port can be primary (ports[0] is)",
+        ),
+        (
+            lambda d: d["spec"]["ports"].append(
+                {"name": "q", "port": 7779, "protocol": "UDP", "variable": "SERVER_PORT"}
+            ),
+            "ports[2].variable: SERVER_PORT already carries ports[0]",
+        ),
+        (
+            lambda d: d["spec"]["ports"].append(
+                {"name": "q", "port": 7779, "protocol": "UDP", "variable": "SERVER_PORT"}
+            ),
+            "ports[2].variable: SERVER_PORT always holds the primary port's number",
+        ),
+        (
+            lambda d: d["spec"]["ports"][0].update(variable="SERVER_MEMORY"),
+            "ports[0].variable: SERVER_MEMORY is set by StellarStack itself",
+        ),
+        (
+            lambda d: d["spec"]["ports"][0].update(variable="GAME_PORT"),
+            "ports[0].variable: the blueprint has no variable GAME_PORT",
+        ),
+        (
+            lambda d: d["spec"]["ports"][0].update(variable="MAX_PLAYERS"),
+            "ports[0].variable: MAX_PLAYERS refuses 7777: it must be at most 64",
+        ),
+        (lambda d: d["spec"]["ports"][0].update(protocol="SCTP"), "spec.ports.0.protocol"),
+        (lambda d: d["spec"]["ports"][0].pop("protocol"), "spec.ports.0.protocol"),
+        (lambda d: d["spec"]["ports"][0].update(name="Game"), "spec.ports.0.name"),
+        (
+            lambda d: d["spec"]["readiness"].update(probe={"type": "tcp", "port": "rcon"}),
+            "readiness.probe.port: names no port of the blueprint's ports (game, query)",
+        ),
     ],
 )
 def test_blueprint_errors_name_the_field(
@@ -215,3 +281,44 @@ def test_schedule_errors_name_the_field(change: Any, message: str) -> None:
     Schedule.model_validate(document)
     change(document["spec"])
     assert message in errors_of(Schedule, document)
+
+
+def test_default_ports_put_the_primary_first_and_fill_port_variables(
+    blueprint_doc: dict[str, Any],
+) -> None:
+    blueprint_doc["spec"]["variables"].append(
+        {
+            "env": "RCON_PORT",
+            "name": "RCON port",
+            "default": "25575",
+            "rules": {"type": "integer", "min": 1024},
+        }
+    )
+    blueprint_doc["spec"]["ports"] = [
+        {"name": "rcon", "port": 25575, "protocol": "TCP", "variable": "RCON_PORT"},
+        {
+            "name": "game",
+            "port": 7777,
+            "protocol": "UDP",
+            "primary": True,
+            "variable": "SERVER_PORT",
+        },
+    ]
+    spec = Blueprint.model_validate(blueprint_doc).spec
+    ports = spec.default_game_ports()
+    assert [(p.name, p.port, p.protocol) for p in ports] == [
+        ("game", 7777, "UDP"),
+        ("rcon", 25575, "TCP"),
+    ]
+    # SERVER_PORT is the runtime's to set; a blueprint variable follows its port's number.
+    assert spec.port_variables(ports) == {"RCON_PORT": "25575"}
+    moved = [ports[0], ports[1].model_copy(update={"port": 26000})]
+    assert spec.port_variables(moved) == {"RCON_PORT": "26000"}
+    assert spec.port_variables(ports[:1]) == {}
+    # Without a port marked primary, the first one is.
+    blueprint_doc["spec"]["ports"][1]["primary"] = False
+    blueprint_doc["spec"]["ports"][1]["variable"] = None
+    unmarked = Blueprint.model_validate(blueprint_doc).spec
+    assert [p.name for p in unmarked.default_game_ports()] == ["rcon", "game"]
+    blueprint_doc["spec"]["ports"] = []
+    assert Blueprint.model_validate(blueprint_doc).spec.primary_port() is None

@@ -97,6 +97,9 @@ def test_readiness_probe_resolves_the_port(
         7778,
         b"\x00\x34",
     )
+    # A blueprint with default ports refuses a probe of a port it does not declare itself;
+    # without them, the workload finds the GameServer has no such port.
+    blueprint_doc["spec"]["ports"] = []
     blueprint_doc["spec"]["readiness"] = {"probe": {"type": "tcp", "port": "rcon"}}
     with pytest.raises(WorkloadError, match="no port 'rcon'"):
         build(blueprint_doc, gameserver_doc)

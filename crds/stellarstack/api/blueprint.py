@@ -19,7 +19,8 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from stellarstack.api.common import ApiModel, Condition, EnvName, Resource
+from stellarstack.api.common import ApiModel, Condition, DnsLabel, EnvName, Resource
+from stellarstack.api.gameserver import MAX_PORTS, GamePort, Protocol
 from stellarstack.api.startup import BUILTIN_VARIABLES, PLACEHOLDER
 from stellarstack.api.states import BlueprintPhase
 
@@ -427,6 +428,29 @@ class EggSource(ApiModel):
     """The egg's icon (Pelican), usually a data URL."""
 
 
+PRIMARY_PORT_VARIABLE = "SERVER_PORT"
+"""The built-in variable that always holds the primary port's number (the egg convention)."""
+
+
+class BlueprintPort(ApiModel):
+    """A port the game listens on, given to every new server that does not name its own."""
+
+    name: DnsLabel = Field(max_length=15)
+    """Port name (up to 15 characters), e.g. `game`, `query`; the server's port gets it too."""
+    port: int = Field(ge=1, le=65535)
+    """Port number the game listens on inside its container."""
+    protocol: Protocol
+    """TCP, UDP or TCPUDP (both on the same number)."""
+    primary: bool = False
+    """The server's main port: listed first, so `SERVER_PORT` holds it. At most one port is
+    primary; when none is marked, the first is."""
+    variable: EnvName | None = None
+    """The environment variable the game learns this port's number from: `SERVER_PORT` (the
+    primary port only; StellarStack sets it), or one of the blueprint's variables, which a
+    server created with these ports gets set to `port`. Unset when the number is fixed in the
+    game or its config."""
+
+
 class BlueprintSpec(ApiModel):
     """What a Blueprint defines."""
 
@@ -446,6 +470,9 @@ class BlueprintSpec(ApiModel):
     """Startup command templates; the first is the default."""
     variables: list[Variable] = Field(default_factory=list, max_length=MAX_VARIABLES)
     """Settings users and admins can give values."""
+    ports: list[BlueprintPort] = Field(default_factory=list, max_length=MAX_PORTS)
+    """Ports a new server gets when it names none (the panel publishes them on free
+    allocations of a Docker node); GameServers always list their own ports."""
     stop: StopMethod = Field(default_factory=StopMethod)
     """How the server is stopped cleanly."""
     readiness: Readiness = Field(default_factory=Readiness)
@@ -471,6 +498,37 @@ class BlueprintSpec(ApiModel):
     def variable(self, env: str) -> Variable | None:
         """The variable named `env`, if the blueprint has one."""
         return next((var for var in self.variables if var.env == env), None)
+
+    def primary_port(self) -> BlueprintPort | None:
+        """The port marked primary, else the first; None when the blueprint declares none."""
+        return next((port for port in self.ports if port.primary), None) or next(
+            iter(self.ports), None
+        )
+
+    def default_ports(self) -> list[BlueprintPort]:
+        """The declared ports in the order a GameServer lists them: the primary one first."""
+        primary = self.primary_port()
+        return [port for port in self.ports if port is primary] + [
+            port for port in self.ports if port is not primary
+        ]
+
+    def default_game_ports(self) -> list[GamePort]:
+        """The declared ports as a GameServer's `spec.ports`, primary first (so that
+        `SERVER_PORT` is the primary port's number)."""
+        return [
+            GamePort(name=port.name, port=port.port, protocol=port.protocol)
+            for port in self.default_ports()
+        ]
+
+    def port_variables(self, ports: list[GamePort]) -> dict[str, str]:
+        """Values for the blueprint variables that carry port numbers, from the GameServer
+        ports of the same name (`SERVER_PORT` needs none: the runtime sets it)."""
+        by_name = {port.name: port for port in ports}
+        return {
+            declared.variable: str(by_name[declared.name].port)
+            for declared in self.ports
+            if declared.variable not in (None, PRIMARY_PORT_VARIABLE) and declared.name in by_name
+        }
 
 
 def blueprint_problems(spec: BlueprintSpec) -> list[str]:
@@ -505,6 +563,65 @@ def blueprint_problems(spec: BlueprintSpec) -> list[str]:
                         f"configFiles[{file_index}].edits[{edit_index}]: placeholder "
                         f"{{{{{placeholder}}}}} names no variable"
                     )
+    problems.extend(port_problems(spec))
+    return problems
+
+
+def port_problems(spec: BlueprintSpec) -> list[str]:
+    """Problems of the declared ports, each naming its field: names and numbers used twice,
+    more than one primary port, and variables that cannot carry the port."""
+    problems: list[str] = []
+    names: dict[str, int] = {}
+    numbers: dict[tuple[str, int], str] = {}
+    carried: dict[str, int] = {}
+    primaries = [index for index, port in enumerate(spec.ports) if port.primary]
+    for index in primaries[1:]:
+        problems.append(
+            f"ports[{index}].primary: only one port can be primary (ports[{primaries[0]}] is)"
+        )
+    primary = spec.primary_port()
+    for index, port in enumerate(spec.ports):
+        if port.name in names:
+            problems.append(
+                f"ports[{index}].name: {port.name} is used twice (also ports[{names[port.name]}])"
+            )
+        names.setdefault(port.name, index)
+        for protocol in port.protocol.expand():
+            used_by = numbers.setdefault((protocol, port.port), port.name)
+            if used_by != port.name:
+                problems.append(
+                    f"ports[{index}].port: {protocol} {port.port} is already used by port {used_by}"
+                )
+        if port.variable is None:
+            continue
+        where = f"ports[{index}].variable"
+        if port.variable in carried:
+            problems.append(
+                f"{where}: {port.variable} already carries ports[{carried[port.variable]}]"
+            )
+        carried.setdefault(port.variable, index)
+        if port.variable == PRIMARY_PORT_VARIABLE:
+            if port is not primary:
+                problems.append(
+                    f"{where}: {PRIMARY_PORT_VARIABLE} always holds the primary port's number; "
+                    "mark this port primary or name one of the blueprint's variables"
+                )
+            continue
+        if port.variable in BUILTIN_VARIABLES:
+            problems.append(f"{where}: {port.variable} is set by StellarStack itself")
+            continue
+        variable = spec.variable(port.variable)
+        if variable is None:
+            problems.append(f"{where}: the blueprint has no variable {port.variable}")
+            continue
+        for problem in variable.rules.problems(str(port.port)):
+            problems.append(f"{where}: {port.variable} refuses {port.port}: it {problem}")
+    probe = spec.readiness.probe
+    named = probe is not None and isinstance(probe.port, str) and not probe.port.isdigit()
+    if named and spec.ports and probe is not None and probe.port not in names:
+        problems.append(
+            f"readiness.probe.port: names no port of the blueprint's ports ({', '.join(names)})"
+        )
     return problems
 
 

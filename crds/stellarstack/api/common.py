@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,6 +24,8 @@ DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 DNS1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# The characters an IPv4 or IPv6 address is written with; `_check_ip_address` is the real check.
+IP_ADDRESS_CHARACTERS = re.compile(r"^[0-9A-Fa-f:.]+$")
 
 
 class ApiModel(BaseModel):
@@ -75,6 +78,13 @@ def _check_env_name(value: str) -> str:
     return value
 
 
+def _check_ip_address(value: str) -> str:
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IP address") from None
+
+
 @dataclass(frozen=True)
 class SchemaHint:
     """Publishes a function-checked string shape in the JSON Schema (and so in the CRDs).
@@ -100,6 +110,10 @@ DnsSubdomain = Annotated[
     str, AfterValidator(_check_dns_subdomain), SchemaHint(DNS1123_SUBDOMAIN.pattern, 253)
 ]
 EnvName = Annotated[str, AfterValidator(_check_env_name), SchemaHint(ENV_NAME.pattern, 128)]
+IpAddress = Annotated[
+    str, AfterValidator(_check_ip_address), SchemaHint(IP_ADDRESS_CHARACTERS.pattern, 45)
+]
+"""An IPv4 or IPv6 address, stored in its canonical spelling."""
 
 
 class OwnerReference(ApiModel):

@@ -64,6 +64,19 @@ CEL_RULES: Final[Mapping[str, tuple[Schema, ...]]] = {
             ".ports",
         ),
     ),
+    "BlueprintSpec": (
+        _rule(
+            "!has(self.ports) || self.ports.all(p, self.ports.exists_one(q, q.port == p.port "
+            "&& (q.protocol == p.protocol || q.protocol == 'TCPUDP' || p.protocol == 'TCPUDP')))",
+            "each port number may be used once per protocol",
+            ".ports",
+        ),
+        _rule(
+            "!has(self.ports) || self.ports.filter(p, has(p.primary) && p.primary).size() <= 1",
+            "only one port can be primary",
+            ".ports",
+        ),
+    ),
     "Placement": (
         _rule(
             "self.type != 'DockerNode' || has(self.node)",

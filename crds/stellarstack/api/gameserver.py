@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from datetime import datetime
 from enum import StrEnum
@@ -16,6 +17,7 @@ from stellarstack.api.common import (
     Condition,
     DnsLabel,
     DnsSubdomain,
+    IpAddress,
     Resource,
 )
 from stellarstack.api.quantity import Quantity, parse_quantity
@@ -57,6 +59,10 @@ class GamePort(ApiModel):
     """TCP, UDP or TCPUDP (both)."""
     host_port: int | None = Field(default=None, ge=1, le=65535)
     """Node port to publish on (HostPort exposure and Docker nodes); defaults to `port`."""
+    host_ip: IpAddress | None = None
+    """Node address to publish on (HostPort exposure and Docker nodes), e.g. the Docker
+    node allocation's IP; every address of the node when unset (on a Docker node: its
+    configured publish address)."""
     node_port: int | None = Field(default=None, ge=1, le=65535)
     """Fixed NodePort for NodePort exposure; the cluster picks one when unset."""
 
@@ -227,7 +233,7 @@ class GameServerSpec(ApiModel):
     def _ports_unique(self) -> GameServerSpec:
         names: set[str] = set()
         taken: dict[tuple[str, int], str] = {}
-        published: dict[tuple[str, int], str] = {}
+        published: dict[tuple[str, int], list[tuple[str | None, str]]] = {}
         for index, port in enumerate(self.ports):
             if port.name in names:
                 raise ValueError(f"ports[{index}].name: {port.name} is used twice")
@@ -241,13 +247,22 @@ class GameServerSpec(ApiModel):
                     )
                 taken[key] = port.name
                 public = (protocol, port.host_port or port.port)
-                if public in published:
-                    raise ValueError(
-                        f"ports[{index}].hostPort: {protocol} {public[1]} is already published "
-                        f"by port {published[public]}"
-                    )
-                published[public] = port.name
+                for address, other in published.get(public, []):
+                    if _addresses_overlap(address, port.host_ip):
+                        raise ValueError(
+                            f"ports[{index}].hostPort: {protocol} {public[1]} is already "
+                            f"published by port {other}"
+                        )
+                published.setdefault(public, []).append((port.host_ip, port.name))
         return self
+
+
+def _addresses_overlap(one: str | None, other: str | None) -> bool:
+    """Whether two host addresses would take the same socket: the same address, or either
+    one being every address (unset, 0.0.0.0 or ::)."""
+    if one is None or other is None or one == other:
+        return True
+    return ipaddress.ip_address(one).is_unspecified or ipaddress.ip_address(other).is_unspecified
 
 
 class PortStatus(ApiModel):

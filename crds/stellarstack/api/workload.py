@@ -70,6 +70,8 @@ class WorkloadPort:
     container_port: int
     host_port: int
     node_port: int | None
+    host_ip: str | None = None
+    """Node address the port is published on; every address of the node when None."""
 
 
 @dataclass(frozen=True)
@@ -199,6 +201,7 @@ def build_workload(
             container_port=port.port,
             host_port=port.host_port or port.port,
             node_port=port.node_port,
+            host_ip=port.host_ip,
         )
         for port in spec.ports
         for protocol in port.protocol.expand()

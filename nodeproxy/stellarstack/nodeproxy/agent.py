@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import re
 from dataclasses import dataclass
@@ -229,20 +230,20 @@ class NodeAgent:
             )
         if workload.probe is None:
             return True  # no readiness defined: running is ready
-        port = next(
+        published = next(
             (
-                p.host_port
+                p
                 for p in workload.ports
                 if p.container_port == workload.probe.container_port
                 and p.protocol == ("UDP" if workload.probe.type == "udp" else "TCP")
             ),
             None,
         )
-        if port is None:
+        if published is None:
             return False
         return await probe(
-            self._settings.probe_host,
-            port,
+            probe_address(published.host_ip, self._settings.probe_host),
+            published.host_port,
             workload.probe.type,
             workload.probe.payload,
             workload.probe.path,
@@ -275,3 +276,11 @@ async def _first(*waits: object) -> None:
     finally:
         for task in tasks:
             task.cancel()
+
+
+def probe_address(host_ip: str | None, probe_host: str) -> str:
+    """Where a readiness probe reaches a published port: the one address it is published on,
+    or `probe_host` when it is published on every address."""
+    if host_ip is None or ipaddress.ip_address(host_ip).is_unspecified:
+        return probe_host
+    return host_ip

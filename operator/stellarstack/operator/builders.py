@@ -211,6 +211,8 @@ def desired_pod(
         }
         if workload.exposure is ExposureType.HOST_PORT:
             entry["hostPort"] = port.host_port
+            if port.host_ip is not None:
+                entry["hostIP"] = port.host_ip
         ports.append(entry)
     mounts: list[Manifest] = [{"name": DATA_VOLUME, "mountPath": settings.data_path}]
     volumes: list[Manifest] = [

@@ -50,6 +50,64 @@ def test_container_settings(blueprint_doc: dict[str, Any], gameserver_doc: dict[
 
 
 @pytest.mark.parametrize(
+    ("ports", "node_address", "bindings"),
+    [
+        pytest.param(
+            [
+                {"name": "game", "port": 7777, "protocol": "TCP", "hostPort": 3979},
+                {"name": "query", "port": 7778, "protocol": "UDP", "hostPort": 3979},
+            ],
+            "127.0.0.1",
+            {"7777/tcp": ("127.0.0.1", 3979), "7778/udp": ("127.0.0.1", 3979)},
+            id="no-address-uses-the-node-publish-address",
+        ),
+        pytest.param(
+            [
+                {"name": "game", "port": 7777, "protocol": "TCP", "hostPort": 30001},
+                {"name": "query", "port": 7778, "protocol": "UDP", "hostPort": 30001},
+            ],
+            "0.0.0.0",
+            {"7777/tcp": ("0.0.0.0", 30001), "7778/udp": ("0.0.0.0", 30001)},
+            id="no-address-on-a-node-publishing-everywhere",
+        ),
+        pytest.param(
+            [
+                {"name": "game", "port": 7777, "protocol": "TCPUDP", "hostIp": "127.0.0.2"},
+                {
+                    "name": "query",
+                    "port": 7778,
+                    "protocol": "UDP",
+                    "hostPort": 30002,
+                    "hostIp": "2001:db8::0:7",
+                },
+                {"name": "admin", "port": 8080, "protocol": "TCP", "hostIp": "0.0.0.0"},
+            ],
+            "127.0.0.1",
+            {
+                "7777/tcp": ("127.0.0.2", 7777),
+                "7777/udp": ("127.0.0.2", 7777),
+                "7778/udp": ("2001:db8::7", 30002),
+                "8080/tcp": ("0.0.0.0", 8080),
+            },
+            id="each-port-on-its-own-address",
+        ),
+    ],
+)
+def test_ports_are_published_on_their_allocation_address(
+    blueprint_doc: dict[str, Any],
+    gameserver_doc: dict[str, Any],
+    ports: list[dict[str, Any]],
+    node_address: str,
+    bindings: dict[str, tuple[str, int]],
+) -> None:
+    gameserver_doc["spec"]["ports"] = ports
+    settings = DockerSettings(
+        data_root=Path("/srv/stellarstack"), agent_id="node-a", bind_address=node_address
+    )
+    assert desired_container(workload(blueprint_doc, gameserver_doc), settings)["ports"] == bindings
+
+
+@pytest.mark.parametrize(
     ("key", "value"),
     [
         ("privileged", False),

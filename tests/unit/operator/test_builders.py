@@ -139,3 +139,26 @@ def test_children_carry_owner_and_labels_except_a_retained_volume() -> None:
 
 def test_hostport_needs_no_service() -> None:
     assert not [o for o in render({}, {}) if o["kind"] == "Service"]
+
+
+def test_a_host_port_with_an_address_is_bound_to_that_address_only() -> None:
+    ports = [
+        {
+            "name": "status",
+            "port": 7777,
+            "protocol": "TCP",
+            "hostPort": 30777,
+            "hostIp": "10.0.0.7",
+        },
+        {"name": "query", "port": 7778, "protocol": "UDP"},
+    ]
+    pod = next(o for o in render({"ports": ports}, {}) if o["kind"] == "Pod")
+    bound = {p["containerPort"]: p.get("hostIP") for p in pod["spec"]["containers"][0]["ports"]}
+    assert bound == {7777: "10.0.0.7", 7778: None}
+    # Other exposures publish through Services, never on a node address.
+    nodeport = next(
+        o
+        for o in render({"ports": ports, "exposure": {"type": "NodePort"}}, {})
+        if o["kind"] == "Pod"
+    )
+    assert all("hostIP" not in p for p in nodeport["spec"]["containers"][0]["ports"])

@@ -36,7 +36,7 @@ class DockerSettings:
     agent_id: str
     """Labels every container this agent owns, so it re-adopts exactly its own."""
     bind_address: str = "0.0.0.0"
-    """Host address ports are published on."""
+    """Host address a port is published on when its GameServer names none (`hostIP`)."""
     workload: WorkloadSettings = field(default_factory=WorkloadSettings)
 
     def data_dir(self, key: ServerKey) -> Path:
@@ -69,10 +69,7 @@ def desired_container(workload: Workload, settings: DockerSettings) -> dict[str,
         LABEL_NAMESPACE: key.namespace,
         LABEL_ROLE: "server",
     }
-    ports: dict[str, tuple[str, int]] = {
-        f"{port.container_port}/{port.protocol.lower()}": (settings.bind_address, port.host_port)
-        for port in workload.ports
-    }
+    ports = port_bindings(workload, settings)
     memory = workload.limits.memory_bytes
     create: dict[str, Any] = {
         "image": workload.image,
@@ -110,6 +107,19 @@ def desired_container(workload: Workload, settings: DockerSettings) -> dict[str,
     }
     create["labels"][LABEL_SPEC_HASH] = spec_hash(create)
     return create
+
+
+def port_bindings(workload: Workload, settings: DockerSettings) -> dict[str, tuple[str, int]]:
+    """Docker's `ports` argument: each container port and protocol published on its own host
+    address (the allocation's IP the panel wrote as `hostIP`), or on the node's publish
+    address when the GameServer names none; never on every address unless asked to."""
+    return {
+        f"{port.container_port}/{port.protocol.lower()}": (
+            port.host_ip or settings.bind_address,
+            port.host_port,
+        )
+        for port in workload.ports
+    }
 
 
 def desired_install_container(
