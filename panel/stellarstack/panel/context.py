@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from stellarstack.panel.backends.registry import BackendRegistry
 from stellarstack.panel.db.engine import make_engine, make_session_factory
+from stellarstack.panel.db.gate import DatabaseGate
 from stellarstack.panel.metrics import PanelMetrics
 from stellarstack.panel.services.activity import ActivityRecorder
 from stellarstack.panel.services.mail import Mailer, UnconfiguredMailer, mailer_for
@@ -34,6 +35,8 @@ class PanelContext:
     read_sessions: sessionmaker[Session]
     """For read-only requests: no write lock on SQLite."""
     signing_key: Ed25519PrivateKey
+    database_gate: DatabaseGate
+    """Every piece of request work that uses the database passes it (see `DatabaseGate`)."""
     activity: ActivityRecorder = field(default_factory=ActivityRecorder)
     metrics: PanelMetrics = field(default_factory=PanelMetrics)
     mailer: Mailer = field(default_factory=UnconfiguredMailer)
@@ -75,7 +78,7 @@ def load_signing_key(path: Path) -> Ed25519PrivateKey:
 
 
 def build_context(settings: PanelSettings, *, engine: Engine | None = None) -> PanelContext:
-    engine = engine or make_engine(settings.database_url)
+    engine = engine or make_engine(settings.database_url, admissions=settings.database_pool_size)
     key_file = settings.signing_key_file or settings.data_dir / "panel-signing-key.pem"
     signing_key = load_signing_key(key_file)
     return PanelContext(
@@ -84,6 +87,7 @@ def build_context(settings: PanelSettings, *, engine: Engine | None = None) -> P
         sessions=make_session_factory(engine),
         read_sessions=make_session_factory(engine, read_only=True),
         signing_key=signing_key,
+        database_gate=DatabaseGate(settings.database_pool_size),
         backends=BackendRegistry(kubeconfig=settings.kubeconfig, signing_key=signing_key),
         mailer=mailer_for(settings),
     )

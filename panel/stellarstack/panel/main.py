@@ -20,6 +20,13 @@ def register(commands: Any) -> None:
     )
     actions = parser.add_subparsers(dest="panel_command", metavar="ACTION")
     serve = actions.add_parser("serve", help="serve the panel (the default)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="processes serving the API (default: STELLARSTACK_PANEL_WORKERS, else 1); the "
+        "background tasks run in one of them at a time",
+    )
     serve.set_defaults(handler=_serve)
     migrate = actions.add_parser("migrate", help="bring the database schema up to date")
     migrate.set_defaults(handler=_migrate)
@@ -62,18 +69,41 @@ def _settings() -> Any:
         raise SystemExit(2) from exc
 
 
-def _serve(_: argparse.Namespace) -> int:
+def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from stellarstack.panel.api.app import create_app
-    from stellarstack.panel.context import build_context
-    from stellarstack.panel.workers import default_background_tasks
+    from stellarstack.panel.db.engine import make_engine
+    from stellarstack.panel.db.migrate import upgrade
 
     settings = _settings()
-    context = build_context(settings)
-    app = create_app(context, background=default_background_tasks())
-    uvicorn.run(app, host=settings.host, port=settings.port, proxy_headers=False)
+    workers = getattr(args, "workers", None) or settings.workers
+    if workers < 1:
+        print("stellarstack panel: --workers: must be at least 1", file=sys.stderr)
+        return 2
+    # Once, here: workers starting side by side must not race to migrate.
+    engine = make_engine(settings.database_url, admissions=1)
+    upgrade(engine)
+    engine.dispose()
+    uvicorn.run(
+        "stellarstack.panel.main:served_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=workers,
+        proxy_headers=False,
+    )
     return 0
+
+
+def served_app() -> Any:
+    """The application one `serve` worker runs (uvicorn calls this in each worker process):
+    its own context and pool; the background tasks only while it holds their lease."""
+    from stellarstack.panel.api.app import create_app
+    from stellarstack.panel.context import build_context
+    from stellarstack.panel.workers import default_background_tasks, under_lease
+
+    context = build_context(_settings())
+    return create_app(context, migrate=False, background=[under_lease(default_background_tasks())])
 
 
 def _local(args: argparse.Namespace) -> int:

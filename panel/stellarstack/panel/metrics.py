@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
 @dataclass
@@ -36,6 +36,12 @@ class PanelMetrics:
             "Webhook delivery attempts by outcome: delivered, retry (failed, will retry), "
             "failed (out of attempts) or refused (destination not allowed).",
             ["outcome"],
+            registry=self.registry,
+        )
+        self.background_leader = Gauge(
+            "stellarstack_panel_background_leader",
+            "1 while this process runs the background tasks (webhook delivery, node "
+            "heartbeats, status sync): one process at a time, across workers and replicas.",
             registry=self.registry,
         )
         self.webhook_delivery_seconds = Histogram(

@@ -31,6 +31,18 @@ class PanelSettings(BaseSettings):
     """Key for CSRF tokens and signed links; a random secret of at least 32 characters."""
     database_url: str = "sqlite:///stellarstack-panel.db"
     """SQLAlchemy URL: `sqlite:///file.db` (default) or `postgresql+psycopg://...`."""
+    database_pool_size: int = Field(default=10, ge=1, le=200)
+    """Requests that work with the database at once, per process; the others wait their turn
+    without holding a thread. The pool keeps this many connections and opens up to as many
+    again plus 4 more (short side transactions, background tasks), so a PostgreSQL server
+    needs `workers * (2 * this + 4)` connections per panel replica."""
+    workers: int = Field(default=1, ge=1, le=64)
+    """Processes `stellarstack panel serve` runs (each with its own pool); the background
+    tasks run in one process at a time across workers and replicas."""
+    background_lease_seconds: float = Field(default=30.0, ge=1, le=3600)
+    """How long the process running the background tasks (webhook delivery, node heartbeats,
+    status sync) holds them without renewing: when it dies, another process takes over
+    within this time. Renewed every third of it."""
     data_dir: Path = Path(".")
     """Where the panel keeps its signing key when none is given."""
     host: str = "127.0.0.1"

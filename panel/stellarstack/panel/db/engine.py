@@ -9,13 +9,20 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from stellarstack.panel.db.gate import pool_capacity
+
 READ_ONLY_OPTION = "stellarstack_read_only"
+DEFAULT_ADMISSIONS = 10
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for `url`. On SQLite every transaction takes the write lock up front
-    (`BEGIN IMMEDIATE`) so that check-then-write sequences — limits, one-time codes — cannot
-    interleave; PostgreSQL gets the same guarantee from row locks taken by the services."""
+def make_engine(url: str, *, admissions: int = DEFAULT_ADMISSIONS, **kwargs: Any) -> Engine:
+    """An engine for `url` whose pool serves a `DatabaseGate` of `admissions` without ever
+    making one wait (see `pool_capacity`). On SQLite every transaction takes the write lock up
+    front (`BEGIN IMMEDIATE`) so that check-then-write sequences — limits, one-time codes —
+    cannot interleave; PostgreSQL gets the same guarantee from row locks taken by the
+    services."""
+    pool_size, max_overflow = pool_capacity(admissions)
+    kwargs = {"pool_size": pool_size, "max_overflow": max_overflow, **kwargs}
     if url.startswith("sqlite"):
         engine = create_engine(
             url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs

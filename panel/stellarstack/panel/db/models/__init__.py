@@ -10,6 +10,7 @@ from stellarstack.panel.db.models.accounts import (
     User,
 )
 from stellarstack.panel.db.models.activity import ActivityLog, IdempotencyRecord
+from stellarstack.panel.db.models.coordination import Lease
 from stellarstack.panel.db.models.infrastructure import (
     Allocation,
     BlueprintRecord,
@@ -29,6 +30,7 @@ __all__ = [
     "IdempotencyRecord",
     "Invitation",
     "KubernetesTarget",
+    "Lease",
     "Location",
     "LoginAttempt",
     "LoginSession",
