@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 COLUMNS = (
@@ -39,24 +39,41 @@ def safe_cell(value: Any) -> str:
     return "'" + text if text.startswith(_FORMULA_STARTS) else text
 
 
+def csv_line(cells: Sequence[str]) -> str:
+    """One CSV line (quoted where needed, CRLF-terminated)."""
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\r\n").writerow(cells)
+    return buffer.getvalue()
+
+
+def csv_header() -> str:
+    return csv_line(COLUMNS)
+
+
+def csv_row(row: Mapping[str, Any]) -> str:
+    """One row's line, `COLUMNS` order."""
+    return csv_line([safe_cell(row.get(column)) for column in COLUMNS])
+
+
 def csv_lines(rows: Iterable[Mapping[str, Any]]) -> Iterator[str]:
     """A header line, then one line per row (`COLUMNS` order)."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(COLUMNS)
-    yield buffer.getvalue()
+    yield csv_header()
     for row in rows:
-        buffer.seek(0)
-        buffer.truncate()
-        writer.writerow([safe_cell(row.get(column)) for column in COLUMNS])
-        yield buffer.getvalue()
+        yield csv_row(row)
+
+
+def json_element(row: Mapping[str, Any]) -> str:
+    return json.dumps(dict(row), sort_keys=True, default=str)
+
+
+JSON_OPEN, JSON_SEPARATOR, JSON_CLOSE = "[", ",\n", "]\n"
 
 
 def json_chunks(rows: Iterable[Mapping[str, Any]]) -> Iterator[str]:
     """One JSON array, an element per chunk."""
-    yield "["
+    yield JSON_OPEN
     separator = ""
     for row in rows:
-        yield separator + json.dumps(dict(row), sort_keys=True, default=str)
-        separator = ",\n"
-    yield "]\n"
+        yield separator + json_element(row)
+        separator = JSON_SEPARATOR
+    yield JSON_CLOSE

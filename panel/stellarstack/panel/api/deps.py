@@ -8,21 +8,23 @@ nobody learns that they exist.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated
 
+from anyio import to_thread
 from fastapi import Depends, Request, status
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import Update
 
 from stellarstack.panel import permissions
 from stellarstack.panel.api.errors import ApiError, forbidden, not_found
 from stellarstack.panel.context import PanelContext
 from stellarstack.panel.db.engine import READ_ONLY_OPTION, transaction
-from stellarstack.panel.db.models import ApiKey, LoginSession, Server, Subuser, User
+from stellarstack.panel.db.models import ApiKey, LoginSession, Role, Server, Subuser, User
 from stellarstack.panel.security.tokens import hash_token, keyed_digest, same
 from stellarstack.panel.services.activity import Actor
 
@@ -31,14 +33,17 @@ CSRF_COOKIE = "stellarstack_csrf"
 CSRF_HEADER = "X-CSRF-Token"
 API_KEY_PREFIX = "ssk_"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-# Last-used times are written at most this often, so reads stay reads.
+# Last-used times are written at most this often per key or session, whatever the address,
+# so reads stay reads.
 TOUCH_INTERVAL = timedelta(seconds=60)
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `ssk_<id>.<secret>`.")
 _cookie = APIKeyCookie(name=SESSION_COOKIE, auto_error=False, description="Browser session.")
 
 
-def get_context(request: Request) -> PanelContext:
+async def get_context(request: Request) -> PanelContext:
+    # A coroutine, like every dependency that does no I/O: a plain function would cost a
+    # round trip through the thread pool.
     context: PanelContext = request.app.state.context
     return context
 
@@ -46,49 +51,92 @@ def get_context(request: Request) -> PanelContext:
 ContextDep = Annotated[PanelContext, Depends(get_context)]
 
 
-def get_db(request: Request, context: ContextDep) -> Iterator[Session]:
-    """One transaction per request: committed when the route returns, rolled back on error.
-    Reads (GET, HEAD) take no write lock on SQLite, so they run side by side."""
+def _finish(session: Session, *, commit: bool) -> None:
+    try:
+        if commit:
+            session.commit()
+        else:
+            session.rollback()
+    finally:
+        session.close()
+
+
+async def get_db(request: Request, context: ContextDep) -> AsyncIterator[Session]:
+    """One transaction per request: committed when the route returns, rolled back on error —
+    before the response is sent. Reads (GET, HEAD) take no write lock on SQLite, so they run
+    side by side.
+
+    The request waits for admission at the database gate in the event loop (see
+    `DatabaseGate`) and keeps its place until the transaction has ended, so however many
+    requests arrive, no worker thread ever waits for a pooled connection."""
     factory = context.read_sessions if request.method in SAFE_METHODS else context.sessions
-    with factory() as session, session.begin():
-        yield session
+    async with context.database_gate.admitted():
+        session = factory()
+        try:
+            yield session
+        except BaseException:
+            await to_thread.run_sync(lambda: _finish(session, commit=False))
+            raise
+        await to_thread.run_sync(lambda: _finish(session, commit=True))
 
 
-SessionDep = Annotated[Session, Depends(get_db)]
+# Scope "function": the transaction ends when the route returns, not after the response has
+# been sent, so a client never sees an answer whose writes are not committed yet.
+SessionDep = Annotated[Session, Depends(get_db, scope="function")]
 
 
 @dataclass(frozen=True)
 class Principal:
-    """The authenticated caller."""
+    """The authenticated caller: who they are, read with one narrow query. The full rows
+    (`user`, `session`, `api_key`) are loaded from the request's transaction when a route
+    asks for them."""
 
-    user: User
+    user_id: str
+    is_admin: bool
     ip: str | None
-    session: LoginSession | None = None
-    api_key: ApiKey | None = None
+    db: Session
+    session_id: str | None = None
+    api_key_id: str | None = None
+    key_scopes: frozenset[str] | None = None
+
+    @property
+    def user(self) -> User:
+        user = self.db.get(User, self.user_id)
+        if user is None:  # deleted since authentication, inside this request
+            raise _unauthenticated("the account no longer exists")
+        return user
+
+    @property
+    def session(self) -> LoginSession | None:
+        return None if self.session_id is None else self.db.get(LoginSession, self.session_id)
+
+    @property
+    def api_key(self) -> ApiKey | None:
+        return None if self.api_key_id is None else self.db.get(ApiKey, self.api_key_id)
 
     @property
     def scopes(self) -> frozenset[str] | None:
         """The API key's scopes; None for a browser session (all of the user's rights)."""
-        return None if self.api_key is None else frozenset(self.api_key.scopes)
+        return self.key_scopes
 
     def has_scope(self, scope: str) -> bool:
-        return self.scopes is None or permissions.scopes_allow(self.scopes, scope)
+        return self.key_scopes is None or permissions.scopes_allow(self.key_scopes, scope)
 
     @property
     def actor(self) -> Actor:
         return Actor(
-            user_id=self.user.id,
-            api_key_id=self.api_key.id if self.api_key else None,
-            session_id=self.session.id if self.session else None,
+            user_id=self.user_id,
+            api_key_id=self.api_key_id,
+            session_id=self.session_id,
             ip=self.ip,
         )
 
     @property
     def label(self) -> str:
         """Identifies the caller in idempotency records and logs."""
-        if self.api_key is not None:
-            return f"{self.user.id}:key:{self.api_key.id}"
-        return f"{self.user.id}:session"
+        if self.api_key_id is not None:
+            return f"{self.user_id}:key:{self.api_key_id}"
+        return f"{self.user_id}:session"
 
 
 def client_ip(request: Request) -> str | None:
@@ -108,21 +156,50 @@ def _unauthenticated(message: str = "authentication required") -> ApiError:
     )
 
 
-def _touch_api_key(context: PanelContext, key_id: str, now: datetime, ip: str | None) -> None:
-    with transaction(context.sessions) as writer:
-        writer.execute(
-            update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=now, last_used_ip=ip)
-        )
+# Built once: the caller and their account in one narrow query, not two full rows.
+_API_KEY_LOOKUP = (
+    select(
+        ApiKey.id,
+        ApiKey.secret_hash,
+        ApiKey.scopes,
+        ApiKey.expires_at,
+        ApiKey.revoked_at,
+        ApiKey.last_used_at,
+        User.id.label("user_id"),
+        User.role,
+        User.disabled_at,
+    )
+    .join(User, User.id == ApiKey.user_id)
+    .where(ApiKey.prefix == bindparam("prefix"))
+)
+_SESSION_LOOKUP = (
+    select(
+        LoginSession.id,
+        LoginSession.expires_at,
+        LoginSession.revoked_at,
+        LoginSession.last_seen_at,
+        LoginSession.two_factor_pending,
+        User.id.label("user_id"),
+        User.role,
+        User.disabled_at,
+    )
+    .join(User, User.id == LoginSession.user_id)
+    .where(LoginSession.token_hash == bindparam("token_hash"))
+)
 
 
-def _touch_session(context: PanelContext, session_id: str, now: datetime) -> None:
-    lifetime = timedelta(hours=context.settings.session_lifetime_hours)
-    with transaction(context.sessions) as writer:
-        writer.execute(
-            update(LoginSession)
-            .where(LoginSession.id == session_id)
-            .values(last_seen_at=now, expires_at=now + lifetime)
-        )
+def _is_stale(last: datetime | None, now: datetime) -> bool:
+    return last is None or now - last > TOUCH_INTERVAL
+
+
+def _touch(db: Session, context: PanelContext, statement: Update, *, read_only: bool) -> None:
+    """Write a last-used time: in the request's transaction when it writes anyway, else in a
+    short one of its own (a read's transaction must stay a read, without the write lock)."""
+    if read_only:
+        with transaction(context.sessions) as writer:
+            writer.execute(statement)
+    else:
+        db.execute(statement)
 
 
 def _from_api_key(
@@ -136,7 +213,7 @@ def _from_api_key(
     prefix, _, secret = credentials.partition(".")
     if not prefix.startswith(API_KEY_PREFIX) or not secret:
         raise _unauthenticated("malformed API key")
-    key = db.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
+    key = db.connection().execute(_API_KEY_LOOKUP, {"prefix": prefix}).one_or_none()
     now = context.clock()
     if key is None or not same(key.secret_hash, hash_token(secret)):
         raise _unauthenticated("invalid API key")
@@ -144,21 +221,29 @@ def _from_api_key(
         raise _unauthenticated("this API key was revoked")
     if key.expires_at is not None and key.expires_at <= now:
         raise _unauthenticated("this API key expired")
-    user = db.get(User, key.user_id)
-    if user is None or user.disabled_at is not None:
+    if key.disabled_at is not None:
         raise _unauthenticated("the account is disabled")
-    if (
-        key.last_used_at is None
-        or now - key.last_used_at > TOUCH_INTERVAL
-        or key.last_used_ip != ip
-    ):
-        if read_only:
-            # A read request's transaction must stay a read: the touch is its own write.
-            _touch_api_key(context, key.id, now, ip)
-        else:
-            key.last_used_at = now
-            key.last_used_ip = ip
-    return Principal(user=user, ip=ip, api_key=key)
+    if _is_stale(key.last_used_at, now):
+        # Throttled per key: a key used from several addresses does not write on every
+        # request; the address of the latest throttled write is kept. The condition makes
+        # parallel requests that all saw a stale time write once.
+        statement = (
+            update(ApiKey)
+            .where(
+                ApiKey.id == key.id,
+                or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < now - TOUCH_INTERVAL),
+            )
+            .values(last_used_at=now, last_used_ip=ip)
+        )
+        _touch(db, context, statement, read_only=read_only)
+    return Principal(
+        user_id=key.user_id,
+        is_admin=key.role is Role.ADMIN,
+        ip=ip,
+        db=db,
+        api_key_id=key.id,
+        key_scopes=frozenset(key.scopes),
+    )
 
 
 def _from_session(
@@ -170,23 +255,35 @@ def _from_session(
     allow_pending: bool,
     read_only: bool = False,
 ) -> Principal:
-    login = db.scalar(select(LoginSession).where(LoginSession.token_hash == hash_token(token)))
+    login = (
+        db.connection().execute(_SESSION_LOOKUP, {"token_hash": hash_token(token)}).one_or_none()
+    )
     now = context.clock()
     if login is None or login.revoked_at is not None or login.expires_at <= now:
         raise _unauthenticated("your session ended; log in again")
     if login.two_factor_pending and not allow_pending:
         raise _unauthenticated("two-factor code required")
-    user = db.get(User, login.user_id)
-    if user is None or user.disabled_at is not None:
+    if login.disabled_at is not None:
         raise _unauthenticated("the account is disabled")
     # A pending session keeps its short life: using it must not stretch it to a full one.
-    if now - login.last_seen_at > TOUCH_INTERVAL and not login.two_factor_pending:
-        if read_only:
-            _touch_session(context, login.id, now)
-        else:
-            login.last_seen_at = now
-            login.expires_at = now + timedelta(hours=context.settings.session_lifetime_hours)
-    return Principal(user=user, ip=ip, session=login)
+    if _is_stale(login.last_seen_at, now) and not login.two_factor_pending:
+        lifetime = timedelta(hours=context.settings.session_lifetime_hours)
+        statement = (
+            update(LoginSession)
+            .where(
+                LoginSession.id == login.id,
+                LoginSession.last_seen_at < now - TOUCH_INTERVAL,
+            )
+            .values(last_seen_at=now, expires_at=now + lifetime)
+        )
+        _touch(db, context, statement, read_only=read_only)
+    return Principal(
+        user_id=login.user_id,
+        is_admin=login.role is Role.ADMIN,
+        ip=ip,
+        db=db,
+        session_id=login.id,
+    )
 
 
 def authenticate(
@@ -206,9 +303,9 @@ def authenticate(
     principal = _from_session(
         db, context, token, ip, allow_pending=allow_pending, read_only=read_only
     )
-    if request.method not in SAFE_METHODS and principal.session is not None:
+    if request.method not in SAFE_METHODS and principal.session_id is not None:
         sent = request.headers.get(CSRF_HEADER, "")
-        if not sent or not same(sent, csrf_token_for(context, principal.session.id)):
+        if not sent or not same(sent, csrf_token_for(context, principal.session_id)):
             # Logged: a forged cross-site write is worth seeing in the activity log.
             raise denied(
                 ApiError(
@@ -257,10 +354,10 @@ def denied(
     return error
 
 
-def require_scope(scope: str) -> Callable[..., Principal]:
+def require_scope(scope: str) -> Callable[..., Awaitable[Principal]]:
     """A dependency: the caller, who must hold `scope` when calling with an API key."""
 
-    def check(principal: CurrentPrincipal) -> Principal:
+    async def check(principal: CurrentPrincipal) -> Principal:
         if not principal.has_scope(scope):
             raise denied(
                 forbidden(f"this API key lacks the {scope!r} scope"), principal, needed=scope
@@ -270,12 +367,12 @@ def require_scope(scope: str) -> Callable[..., Principal]:
     return check
 
 
-def require_admin(scope: str = "admin:read") -> Callable[..., Principal]:
+def require_admin(scope: str = "admin:read") -> Callable[..., Awaitable[Principal]]:
     """A dependency: an admin (with `scope` when calling with an API key). Everyone else gets
     404, as if the admin routes did not exist."""
 
-    def check(principal: CurrentPrincipal) -> Principal:
-        if not principal.user.is_admin:
+    async def check(principal: CurrentPrincipal) -> Principal:
+        if not principal.is_admin:
             raise denied(not_found(), principal, needed="admin")
         if not principal.has_scope(scope):
             raise denied(
@@ -305,28 +402,30 @@ class ServerAccess:
         return node in self.nodes and self.principal.has_scope(permissions.scope_for(node))
 
 
-def server_nodes(db: Session, server: Server, user: User) -> frozenset[str] | None:
-    """What `user` may do on `server`; None when they may not see it at all."""
-    if user.is_admin or (server.owner_id is not None and server.owner_id == user.id):
+def server_nodes(db: Session, server: Server, principal: Principal) -> frozenset[str] | None:
+    """What the caller may do on `server`; None when they may not see it at all."""
+    if principal.is_admin or (server.owner_id is not None and server.owner_id == principal.user_id):
         return permissions.ALL_NODES
-    subuser = db.scalar(
-        select(Subuser).where(Subuser.server_id == server.id, Subuser.user_id == user.id)
+    granted = db.scalar(
+        select(Subuser.permissions).where(
+            Subuser.server_id == server.id, Subuser.user_id == principal.user_id
+        )
     )
-    if subuser is None:
+    if granted is None:
         return None
-    return permissions.expand(subuser.permissions)
+    return permissions.expand(granted)
 
 
 def load_server_access(db: Session, principal: Principal, server_id: str) -> ServerAccess:
     server = db.get(Server, server_id)
-    nodes = None if server is None else server_nodes(db, server, principal.user)
+    nodes = None if server is None else server_nodes(db, server, principal)
     if server is None or nodes is None:
         raise not_found("server")
     return ServerAccess(
         server=server,
         principal=principal,
         nodes=nodes,
-        is_owner=principal.user.is_admin or server.owner_id == principal.user.id,
+        is_owner=principal.is_admin or server.owner_id == principal.user_id,
     )
 
 

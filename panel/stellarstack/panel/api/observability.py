@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from stellarstack.panel.api.errors import ApiError, api_error_response
 from stellarstack.panel.context import PanelContext
@@ -35,43 +34,59 @@ def install_denial_log(app: FastAPI, context: PanelContext) -> None:
             method = request.scope.get("method", "WEBSOCKET")
             properties.update(method=method, path=request.scope.get("path", ""))
             activity["properties"] = properties
-            await run_in_threadpool(write, activity)
+            await context.database_gate.run(write, activity)
         return api_error_response(exc)
 
 
-def _route_template(request: Request) -> str:
+def _route_template(scope: Scope) -> str:
     """The matched route's path template (`/api/servers/{server_id}`), never the raw path, so
     ids do not explode the number of series."""
-    route = request.scope.get("route")
-    path = getattr(route, "path", None)
+    path = getattr(scope.get("route"), "path", None)
     if isinstance(path, str):
         return path
-    for candidate in request.app.router.routes:
-        match, _ = candidate.matches(request.scope)
+    # Answered before routing (a body too large): find the route it was meant for.
+    for candidate in scope["app"].router.routes:
+        match, _ = candidate.matches(scope)
         if match is Match.FULL:
             return str(getattr(candidate, "path", "unmatched"))
     return "unmatched"
 
 
-def install_request_metrics(app: FastAPI, context: PanelContext) -> None:
-    metrics = context.metrics
+class RequestMetrics:
+    """Counts and times every HTTP request by route template and status. Plain ASGI (not
+    `BaseHTTPMiddleware`, which costs a task and a stream per request); the time runs until
+    the last byte of the body is sent."""
 
-    @app.middleware("http")
-    async def _measure(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
+    def __init__(self, app: ASGIApp, context: PanelContext) -> None:
+        self.app = app
+        self.metrics = context.metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
         started = time.perf_counter()
         status_code = 500
+
+        async def send_noting_status(message: Message) -> None:
+            nonlocal status_code
+            if message["type"] == "http.response.start":
+                status_code = message["status"]
+            await send(message)
+
         try:
-            response = await call_next(request)
-            status_code = response.status_code
-            return response
+            await self.app(scope, receive, send_noting_status)
         finally:
-            route = _route_template(request)
-            metrics.requests.labels(request.method, route, str(status_code)).inc()
-            metrics.request_seconds.labels(request.method, route).observe(
+            route = _route_template(scope)
+            method = scope["method"]
+            self.metrics.requests.labels(method, route, str(status_code)).inc()
+            self.metrics.request_seconds.labels(method, route).observe(
                 time.perf_counter() - started
             )
+
+
+def install_request_metrics(app: FastAPI, context: PanelContext) -> None:
+    app.add_middleware(RequestMetrics, context=context)
 
 
 class ActivityCounter:

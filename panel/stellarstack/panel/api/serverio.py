@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from anyio import to_thread
 from fastapi import Request, status
 from sqlalchemy.orm import Session
 from starlette.requests import HTTPConnection
@@ -23,6 +22,7 @@ from starlette.requests import HTTPConnection
 from stellarstack.panel import permissions
 from stellarstack.panel.api.deps import (
     API_KEY_PREFIX,
+    SAFE_METHODS,
     SESSION_COOKIE,
     Principal,
     _from_api_key,
@@ -117,12 +117,12 @@ def check_use(
     answers as `require_permission`: 404 when they cannot see it, 403 when they lack the node.
     A suspended server refuses everyone but admins (409)."""
     access = authorize_server(db, principal, server_id, node)
-    if access.server.suspended and not principal.user.is_admin:
+    if access.server.suspended and not principal.is_admin:
         raise ApiError(status.HTTP_409_CONFLICT, "suspended", "the server is suspended")
     return ServerUse(
         server=_target(db, access.server),
         actor=principal.actor,
-        user_id=principal.user.id,
+        user_id=principal.user_id,
         nodes=access.nodes,
         scopes=principal.scopes,
     )
@@ -135,9 +135,11 @@ def _record_denial(context: PanelContext, error: ApiError) -> None:
 
 
 def request_use(request: Request, context: PanelContext, server_id: str, node: str) -> ServerUse:
-    """`check_use` for an HTTP request, in a transaction of its own (call from a thread).
-    Denials are logged by the app's error handler."""
-    with transaction(context.sessions) as db:
+    """`check_use` for an HTTP request, in a transaction of its own (call from a thread, once
+    admitted by the database gate); a read's takes no write lock on SQLite. Denials are logged
+    by the app's error handler."""
+    sessions = context.read_sessions if request.method in SAFE_METHODS else context.sessions
+    with transaction(sessions) as db:
         principal = authenticate(request, db, context)
         return check_use(db, context, principal, server_id, node)
 
@@ -150,7 +152,7 @@ def require_use(node: str) -> Callable[..., Any]:
 
     async def check(server_id: str, request: Request) -> ServerUse:
         context: PanelContext = request.app.state.context
-        return await to_thread.run_sync(request_use, request, context, server_id, node)
+        return await context.database_gate.run(request_use, request, context, server_id, node)
 
     # Read by the permission matrix test.
     check.permission_node = node  # type: ignore[attr-defined]
@@ -188,7 +190,8 @@ def socket_principal(db: Session, context: PanelContext, connection: HTTPConnect
 def socket_use(
     context: PanelContext, connection: HTTPConnection, server_id: str, node: str
 ) -> ServerUse:
-    """`check_use` for a WebSocket (call from a thread; re-run to re-check an open socket).
+    """`check_use` for a WebSocket (call from a thread, once admitted by the database gate;
+    re-run to re-check an open socket).
     No error handler sees a WebSocket's errors, so denials are logged here."""
     try:
         with transaction(context.sessions) as db:
@@ -209,7 +212,7 @@ def record(
     properties: Mapping[str, Any] | None = None,
 ) -> None:
     """One activity row for an action on the server, in a transaction of its own (call from a
-    thread, after the backend accepted the action)."""
+    thread, once admitted by the database gate, after the backend accepted the action)."""
     with transaction(context.sessions) as db:
         context.activity.record(
             db,

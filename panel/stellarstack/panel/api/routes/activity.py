@@ -4,7 +4,7 @@ owner and subusers holding `activity.read` read their server's. Lists are pagina
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -26,6 +26,7 @@ from stellarstack.panel.api.deps import (
 )
 from stellarstack.panel.api.errors import invalid
 from stellarstack.panel.api.schemas import Page
+from stellarstack.panel.context import PanelContext
 from stellarstack.panel.db.engine import transaction
 from stellarstack.panel.db.models import ActivityLog
 
@@ -128,37 +129,62 @@ def _page(db: Session, query: Select[Any], page: int, per_page: int) -> Page[Act
     )
 
 
-def _rows(
-    sessions: sessionmaker[Session], query: Select[Any], limit: int
-) -> Iterator[dict[str, Any]]:
-    """Newest first, in keyset batches, each its own short transaction (an export never holds
-    the database for its whole length)."""
+def _batch(
+    sessions: sessionmaker[Session],
+    query: Select[Any],
+    after: tuple[datetime, str] | None,
+    size: int,
+) -> tuple[list[dict[str, Any]], tuple[datetime, str] | None]:
+    """The next `size` rows, newest first, after the keyset `after`; and the new keyset."""
+    if after is not None:
+        at, row_id = after
+        query = query.where(
+            or_(ActivityLog.at < at, and_(ActivityLog.at == at, ActivityLog.id < row_id))
+        )
+    with transaction(sessions) as db:
+        rows = db.scalars(
+            query.order_by(ActivityLog.at.desc(), ActivityLog.id.desc()).limit(size)
+        ).all()
+        batch = [ActivityPublic.model_validate(row).model_dump(mode="json") for row in rows]
+    return batch, ((rows[-1].at, rows[-1].id) if rows else None)
+
+
+async def _rows(
+    context: PanelContext, query: Select[Any], limit: int
+) -> AsyncIterator[dict[str, Any]]:
+    """Newest first, in keyset batches, each its own short transaction admitted by the
+    database gate (an export never holds the database for its whole length)."""
     sent = 0
     last: tuple[datetime, str] | None = None
     while sent < limit:
-        batch_query = query
-        if last is not None:
-            at, row_id = last
-            batch_query = batch_query.where(
-                or_(ActivityLog.at < at, and_(ActivityLog.at == at, ActivityLog.id < row_id))
-            )
-        with transaction(sessions) as db:
-            rows = db.scalars(
-                batch_query.order_by(ActivityLog.at.desc(), ActivityLog.id.desc()).limit(
-                    min(EXPORT_BATCH, limit - sent)
-                )
-            ).all()
-            batch = [ActivityPublic.model_validate(row).model_dump(mode="json") for row in rows]
-        if not rows:
+        batch, last = await context.database_gate.run(
+            _batch, context.sessions, query, last, min(EXPORT_BATCH, limit - sent)
+        )
+        if not batch:
             return
-        yield from batch
+        for row in batch:
+            yield row
         sent += len(batch)
-        last = (rows[-1].at, rows[-1].id)
+
+
+async def _csv(rows: AsyncIterator[dict[str, Any]]) -> AsyncIterator[str]:
+    yield activityexport.csv_header()
+    async for row in rows:
+        yield activityexport.csv_row(row)
+
+
+async def _json(rows: AsyncIterator[dict[str, Any]]) -> AsyncIterator[str]:
+    yield activityexport.JSON_OPEN
+    separator = ""
+    async for row in rows:
+        yield separator + activityexport.json_element(row)
+        separator = activityexport.JSON_SEPARATOR
+    yield activityexport.JSON_CLOSE
 
 
 def _export(
     db: Session,
-    sessions: sessionmaker[Session],
+    context: PanelContext,
     query: Select[Any],
     fmt: ExportFormat,
     limit: int,
@@ -167,15 +193,15 @@ def _export(
     # The request's transaction would stay open until the last byte is sent (and on SQLite it
     # holds the write lock); the caller is authorised, so end it and read in short batches.
     db.commit()
-    rows = _rows(sessions, query, limit)
+    rows = _rows(context, query, limit)
     if fmt is ExportFormat.CSV:
         return StreamingResponse(
-            activityexport.csv_lines(rows),
+            _csv(rows),
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
         )
     return StreamingResponse(
-        activityexport.json_chunks(rows),
+        _json(rows),
         media_type="application/json",
         headers={"Content-Disposition": f'attachment; filename="{name}.json"'},
     )
@@ -216,7 +242,7 @@ def admin_activity_export(
     limit: LimitQuery = EXPORT_LIMIT,
 ) -> StreamingResponse:
     query = filters.apply(select(ActivityLog))
-    return _export(db, context.sessions, query, fmt, limit, "activity")
+    return _export(db, context, query, fmt, limit, "activity")
 
 
 ActivityReader = Annotated[ServerAccess, Depends(require_permission("activity.read"))]
@@ -249,4 +275,4 @@ def server_activity_export(
     limit: LimitQuery = EXPORT_LIMIT,
 ) -> StreamingResponse:
     query = filters.apply(select(ActivityLog)).where(ActivityLog.server_id == access.server.id)
-    return _export(db, context.sessions, query, fmt, limit, f"activity-{access.server.id}")
+    return _export(db, context, query, fmt, limit, f"activity-{access.server.id}")

@@ -13,7 +13,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from anyio import from_thread, to_thread
+from anyio import from_thread
 from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -219,7 +219,9 @@ async def create_backup(
             if taken is not None:
                 raise conflict(f"a backup named {name!r} exists", field="body.name")
         try:
-            stored = await to_thread.run_sync(_create_within_limit, context, backend, use, document)
+            stored = await context.database_gate.run(
+                _create_within_limit, context, backend, use, document
+            )
         except BackendError as exc:
             raise _backend_failure(exc) from exc
     return backup_public(stored)
@@ -253,7 +255,7 @@ async def delete_backup(
             await backend.delete(Kind.BACKUP, use.server.namespace, name)
         except BackendError as exc:
             raise _backend_failure(exc) from exc
-    await to_thread.run_sync(
+    await context.database_gate.run(
         lambda: record(
             context,
             use,
@@ -286,7 +288,7 @@ async def _change_spec(
             )
         except BackendError as exc:
             raise _backend_failure(exc) from exc
-    await to_thread.run_sync(
+    await context.database_gate.run(
         lambda: record(
             context,
             use,
@@ -352,7 +354,7 @@ async def download_backup(
         raise ApiError(status.HTTP_404_NOT_FOUND, "not_found", str(exc)) from exc
     except BackendError as exc:
         raise _backend_failure(exc) from exc
-    await to_thread.run_sync(
+    await context.database_gate.run(
         lambda: record(
             context, use, event="server.backup.download", target_type="backup", target_id=name
         )

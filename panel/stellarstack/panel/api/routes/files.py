@@ -13,7 +13,6 @@ import json
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
-from anyio import to_thread
 from fastapi import APIRouter, Depends, Request, Response, status
 from fastapi.responses import StreamingResponse
 from starlette.background import BackgroundTask
@@ -154,7 +153,9 @@ async def _forward(
     if event is not None:
         properties = describe(raw_body) if describe else {}
         properties.setdefault("path", request.query_params.get("path"))
-        await to_thread.run_sync(lambda: record(context, use, event=event, properties=properties))
+        await context.database_gate.run(
+            lambda: record(context, use, event=event, properties=properties)
+        )
 
     async def release() -> None:
         if answer.close is not None:
@@ -300,7 +301,7 @@ async def upload(request: Request, use: Annotated[ServerUse, Depends(_upload_che
     except ResourceMissingError as exc:
         raise ApiError(404, "not_found", str(exc)) from exc
     info = json.loads(data)
-    await to_thread.run_sync(
+    await context.database_gate.run(
         lambda: record(
             context,
             use,

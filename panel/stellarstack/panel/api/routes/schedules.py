@@ -12,7 +12,7 @@ import secrets
 from datetime import datetime
 from typing import Annotated, Any
 
-from anyio import from_thread, to_thread
+from anyio import from_thread
 from fastapi import APIRouter, Body, Depends, Request, status
 from pydantic import BaseModel, ValidationError
 
@@ -188,7 +188,9 @@ async def create_schedule(
     document = _document(_name(body, use), use, _spec(body, use))
     async with opened_backend(context, use.server) as backend:
         try:
-            stored = await to_thread.run_sync(_create_within_limit, context, backend, use, document)
+            stored = await context.database_gate.run(
+                _create_within_limit, context, backend, use, document
+            )
         except BackendError as exc:
             raise _failure(exc) from exc
     return schedule_public(stored)
@@ -221,7 +223,7 @@ async def update_schedule(
             )
         except BackendError as exc:
             raise _failure(exc) from exc
-    await to_thread.run_sync(
+    await context.database_gate.run(
         lambda: record(
             context,
             use,
@@ -247,7 +249,7 @@ async def delete_schedule(
             await backend.delete(Kind.SCHEDULE, use.server.namespace, name)
         except BackendError as exc:
             raise _failure(exc) from exc
-    await to_thread.run_sync(
+    await context.database_gate.run(
         lambda: record(
             context,
             use,
