@@ -800,3 +800,121 @@ def test_field_types_sort_and_flags() -> None:
     assert variables[0].user_viewable is False
     assert variables[0].user_editable is True
     assert variables[1].default == "25"
+
+
+# --- the default port an egg declares -----------------------------------------------------
+
+
+def port_egg(startup: str, files: dict[str, Any], script: str = "echo install") -> dict[str, Any]:
+    document = egg(startup=startup)
+    document["config"]["files"] = json.dumps(files)
+    document["scripts"]["installation"]["script"] = script
+    return document
+
+
+def properties(find: dict[str, str]) -> dict[str, Any]:
+    return {"server.properties": {"parser": "properties", "find": find}}
+
+
+@pytest.mark.parametrize(
+    ("document", "declared"),
+    [
+        pytest.param(
+            port_egg("./srv --port {{SERVER_PORT}}", {}),
+            ("TCP", 25565),
+            id="startup-without-words-is-tcp-at-the-fallback-number",
+        ),
+        pytest.param(
+            port_egg(
+                "./srv",
+                properties({"port": "{{server.build.default.port}}"}),
+                "cat <<EOF > serverconfig.txt\nport=7777\nmaxplayers=8\nEOF",
+            ),
+            ("TCP", 7777),
+            id="config-key-written-with-a-number-in-the-install-script",
+        ),
+        pytest.param(
+            port_egg(
+                "./srv",
+                {
+                    "server.cfg": {
+                        "parser": "file",
+                        "find": {
+                            f"endpoint_add_{transport}": f'endpoint_add_{transport} "0.0.0.0:'
+                            + '{{server.build.default.port}}"'
+                            for transport in ("tcp", "udp")
+                        },
+                    }
+                },
+            ),
+            ("TCPUDP", 25565),
+            id="both-transports-named",
+        ),
+        pytest.param(
+            port_egg("./srv -udpport={{SERVER_PORT}}", {}),
+            ("UDP", 25565),
+            id="udp-flag",
+        ),
+        pytest.param(
+            port_egg(
+                "./srv",
+                {
+                    "cfg.ini": {
+                        "parser": "ini",
+                        "find": {"net.UDP_PORT": "{{server.allocations.default.port}}"},
+                    }
+                },
+                "server:\n  UDP_PORT: 9876\n",
+            ),
+            ("UDP", 9876),
+            id="pelican-spelling-udp-key-and-yaml-number",
+        ),
+        pytest.param(
+            port_egg(
+                "./srv +port {{SERVER_PORT}}",
+                {},
+                "./steamcmd/steamcmd.sh +login anonymous +app_update 896660 +quit",
+            ),
+            ("TCPUDP", 25565),
+            id="steamcmd-game-is-tcp-and-udp",
+        ),
+        pytest.param(
+            port_egg(
+                "./srv --tcp-port {{SERVER_PORT}}",
+                {},
+                "./steamcmd/steamcmd.sh +login anonymous +app_update 1 +quit",
+            ),
+            ("TCP", 25565),
+            id="named-transport-beats-steamcmd",
+        ),
+        pytest.param(
+            port_egg(
+                "./srv",
+                properties({"server-port": "{{server.build.default.port}}"}),
+                "echo 'server-port=99999' > server.properties",
+            ),
+            ("TCP", 25565),
+            id="out-of-range-number-is-ignored",
+        ),
+    ],
+)
+def test_an_egg_that_uses_the_port_declares_one_primary_port(
+    document: dict[str, Any], declared: tuple[str, int]
+) -> None:
+    spec = blueprint_from_egg(document).spec
+    assert [(p.name, p.protocol.value, p.port, p.primary, p.variable) for p in spec.ports] == [
+        ("game", *declared, True, "SERVER_PORT")
+    ]
+    # Export writes back everything the port was read from, so the egg re-imports the same.
+    for target in ("PTDL_v1", "PTDL_v2", "PLCN_v3"):
+        assert (
+            blueprint_from_egg(export_egg(blueprint_from_egg(document), format=target)).spec.ports
+            == spec.ports
+        )
+
+
+def test_an_egg_that_never_uses_the_port_declares_none() -> None:
+    document = port_egg(
+        "./srv --memory {{SERVER_MEMORY}}", properties({"motd": "{{server.build.env.MOTD}}"})
+    )
+    assert blueprint_from_egg(document).spec.ports == []

@@ -24,7 +24,9 @@ spellings of the same placeholder (`{{server.build.default.port}}` and
 `{{server.allocations.default.port}}`, `{{env.X}}`, `{{server.environment.X}}`) come back in the
 target format's own spelling; a placeholder naming an undeclared variable in a config file
 resolves to the empty text (as the panel does); an undeclared `{{X}}` in a startup command
-becomes `${X}`; an install step without container or script is dropped.
+becomes `${X}`; an install step without container or script is dropped. Eggs have no field for
+ports: export leaves a Blueprint's ports out, and import infers the one primary port again from
+the same startup, config-file and install text.
 """
 
 from __future__ import annotations
@@ -135,6 +137,48 @@ def test_corpus_counts() -> None:
     assert set(rejected) == set(EXPECTED_REJECTIONS)
     assert len(imported) + len(rejected) == len(EGGS)
     assert len(imported) >= 420
+
+
+@pytest.mark.parametrize("relative", IMPORTABLE)
+def test_an_egg_that_hands_the_game_its_port_declares_it(relative: str) -> None:
+    """Eggs give the game its allocation through SERVER_PORT (startup) or the default port
+    path (config files); such an egg declares exactly that one port, primary, so a server made
+    from it alone is reachable."""
+    spec = _imported(relative).spec
+    texts = [command.command for command in spec.startup_commands] + [
+        text
+        for config in spec.config_files
+        for edit in config.edits
+        for text in [edit.value or "", *(r.value for r in edit.replacements)]
+    ]
+    if any("{{SERVER_PORT}}" in text for text in texts):
+        [port] = spec.ports
+        assert (port.primary, port.variable) == (True, "SERVER_PORT")
+        assert spec.default_game_ports()[0].port == port.port
+    else:
+        assert spec.ports == []
+
+
+# Real eggs whose port the import can tell apart from the fallback (TCP on 25565), with what it
+# finds: both transports named in the config, the number written in the install script, a
+# SteamCMD game, and the common case.
+KNOWN_PORTS: dict[str, tuple[str, int]] = {
+    "pelican-eggs-games-standalone/gta/fivem/egg-five-m.json": ("TCPUDP", 25565),
+    "parkervcp-eggs/game_eggs/terraria/vanilla/egg-terraria-vanilla.json": ("TCP", 7777),
+    "parkervcp-eggs/game_eggs/steamcmd_servers/valheim/valheim_vanilla/egg-valheim.json": (
+        "TCPUDP",
+        25565,
+    ),
+    "pterodactyl-panel/database/Seeders/eggs/minecraft/egg-paper.json": ("TCP", 25565),
+}
+
+
+@pytest.mark.parametrize("relative", sorted(KNOWN_PORTS))
+def test_known_eggs_declare_their_port(relative: str) -> None:
+    if relative not in EGGS:
+        pytest.skip(f"{relative} is not in the egg corpus")
+    [port] = _imported(relative).spec.ports
+    assert (port.protocol.value, port.port) == KNOWN_PORTS[relative]
 
 
 @pytest.mark.parametrize("relative", IMPORTABLE)

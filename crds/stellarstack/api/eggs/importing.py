@@ -33,6 +33,7 @@ from stellarstack.api.common import ObjectMeta
 from stellarstack.api.eggs.document import load_document, load_json
 from stellarstack.api.eggs.errors import EGG_FORMATS, EggError, validation_reason
 from stellarstack.api.eggs.placeholders import import_config_value, import_startup
+from stellarstack.api.eggs.ports import egg_ports
 from stellarstack.api.eggs.rules import parse_rules
 from stellarstack.api.startup import BUILTIN_VARIABLES
 
@@ -83,6 +84,10 @@ def blueprint_from_egg(egg: Any, *, name: str | None = None) -> Blueprint:
         "file_denylist": _string_list(egg.get("file_denylist"), "file_denylist"),
         "source": source,
     }
+    # Eggs have no ports; the one they hand the game through SERVER_PORT becomes the default.
+    fields["ports"] = egg_ports(
+        fields["startup_commands"], fields["config_files"], fields["install"]
+    )
     try:
         spec = BlueprintSpec(**fields)
     except ValidationError as exc:
@@ -111,6 +116,7 @@ _EGG_FIELDS: Final = {
     "install": "scripts.installation",
     "file_denylist": "file_denylist",
     "source": "meta",
+    "ports": "startup",
 }
 
 
