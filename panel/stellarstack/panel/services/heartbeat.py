@@ -1,5 +1,9 @@
-"""Node heartbeats: the panel asks every Docker node's `/healthz` periodically and records when
-it last answered (a node is online while that is recent) and the last error."""
+"""Node heartbeats: the panel asks every Docker node who it is and what it has
+(`GET /api/v1/node` with the node token) periodically, and records when it last answered
+properly (a node is online while that is recent), its capacity report and the last error.
+
+Asking an authenticated route, not `/healthz`, is the point: a node that answers but refuses
+the panel's token, or a different agent at the registered address, is not a working node."""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from sqlalchemy import select
 from stellarstack.panel.context import PanelContext
 from stellarstack.panel.db.engine import transaction
 from stellarstack.panel.db.models import Node
+from stellarstack.panel.nodecapacity import Heard, read_node_answer
 
 log = logging.getLogger(__name__)
 INTERVAL_SECONDS = 30.0
@@ -23,29 +28,28 @@ TIMEOUT_SECONDS = 5.0
 async def check_nodes(context: PanelContext, client: httpx.AsyncClient) -> None:
     """One round: every node asked once, concurrently; results written in one transaction."""
     with transaction(context.sessions) as db:
-        nodes = [(n.id, n.url, n.token) for n in db.scalars(select(Node)).all()]
+        nodes = [(n.id, n.url, n.token, n.agent_id) for n in db.scalars(select(Node)).all()]
 
-    async def ask(url: str, token: str) -> str | None:
+    async def ask(url: str, token: str, agent_id: str) -> Heard:
         try:
             response = await client.get(
-                f"{url}/healthz", headers={"Authorization": f"Bearer {token}"}
+                f"{url}/api/v1/node", headers={"Authorization": f"Bearer {token}"}
             )
         except httpx.HTTPError as exc:
-            return f"unreachable: {type(exc).__name__}: {exc}"[:500]
-        if response.status_code != 200:
-            return f"health check answered HTTP {response.status_code}"
-        return None
+            return Heard(error=f"unreachable: {type(exc).__name__}: {exc}"[:500])
+        return read_node_answer(response.status_code, response.content, agent_id=agent_id)
 
-    results = await asyncio.gather(*(ask(url, token) for _, url, token in nodes))
+    results = await asyncio.gather(*(ask(url, token, agent) for _, url, token, agent in nodes))
     with transaction(context.sessions) as db:
         now = context.clock()
-        for (node_id, _, _), error in zip(nodes, results, strict=True):
+        for (node_id, *_), heard in zip(nodes, results, strict=True):
             node = db.get(Node, node_id)
             if node is None:
                 continue
-            if error is None:
+            if heard.report is not None:
                 node.last_heartbeat_at = now
-            node.last_error = error
+                node.capacity_report = heard.report.stored()
+            node.last_error = heard.error
 
 
 @contextlib.asynccontextmanager

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from stellarstack.panel.api.deps import AdminReader, AdminWriter, ContextDep, SessionDep
 from stellarstack.panel.api.errors import conflict, invalid, not_found
 from stellarstack.panel.db.models import Allocation, KubernetesTarget, Location, Node
+from stellarstack.panel.nodecapacity import MIB, compute_capacity, load_stored, mib_up
 from stellarstack.panel.services import infrastructure as infra
 
 router = APIRouter(prefix="/api/admin", tags=["admin: infrastructure"])
@@ -126,6 +127,9 @@ def delete_location(
 # --- nodes ----------------------------------------------------------------------------------
 
 
+_OVERRIDE = "An admin-set capacity that wins over what the node reports; 0: use the report."
+
+
 class NodeCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -139,9 +143,9 @@ class NodeCreate(BaseModel):
         min_length=1, max_length=63, description="The node's STELLARSTACK_NODE_AGENT_ID"
     )
     public_address: str = Field(default="", max_length=255, examples=["203.0.113.10"])
-    memory_mib: int = Field(default=0, ge=0, le=16 * 1024 * 1024)
-    disk_mib: int = Field(default=0, ge=0, le=1024 * 1024 * 1024)
-    cpu_millicores: int = Field(default=0, ge=0, le=1024 * 1000)
+    memory_mib: int = Field(default=0, ge=0, le=16 * 1024 * 1024, description=_OVERRIDE)
+    disk_mib: int = Field(default=0, ge=0, le=1024 * 1024 * 1024, description=_OVERRIDE)
+    cpu_millicores: int = Field(default=0, ge=0, le=1024 * 1000, description=_OVERRIDE)
 
 
 class NodeUpdate(BaseModel):
@@ -153,14 +157,14 @@ class NodeUpdate(BaseModel):
     token: str | None = Field(default=None, min_length=1, max_length=512)
     agent_id: str | None = Field(default=None, min_length=1, max_length=63)
     public_address: str | None = Field(default=None, max_length=255)
-    memory_mib: int | None = Field(default=None, ge=0, le=16 * 1024 * 1024)
-    disk_mib: int | None = Field(default=None, ge=0, le=1024 * 1024 * 1024)
-    cpu_millicores: int | None = Field(default=None, ge=0, le=1024 * 1000)
+    memory_mib: int | None = Field(default=None, ge=0, le=16 * 1024 * 1024, description=_OVERRIDE)
+    disk_mib: int | None = Field(default=None, ge=0, le=1024 * 1024 * 1024, description=_OVERRIDE)
+    cpu_millicores: int | None = Field(default=None, ge=0, le=1024 * 1000, description=_OVERRIDE)
     maintenance: bool | None = None
 
 
-class NodePublic(BaseModel):
-    """A node; its token is never shown again."""
+class NodeFields(BaseModel):
+    """A node's stored settings (what the audit log records of a change)."""
 
     model_config = ConfigDict(from_attributes=True)
 
@@ -170,18 +174,80 @@ class NodePublic(BaseModel):
     url: str
     agent_id: str
     public_address: str
-    memory_mib: int
-    disk_mib: int
-    cpu_millicores: int
+    memory_mib: int = Field(description=_OVERRIDE)
+    disk_mib: int = Field(description=_OVERRIDE)
+    cpu_millicores: int = Field(description=_OVERRIDE)
     maintenance: bool
-    online: bool = False
     last_heartbeat_at: datetime | None
     last_error: str | None
 
 
+class NodeCapacity(BaseModel):
+    """The capacity the panel counts with: per field the admin's override, else the node's
+    report, else 0 (not known yet)."""
+
+    memory_mib: int
+    disk_mib: int
+    cpu_millicores: int
+    overridden: list[str] = Field(description="The fields an admin set on the node")
+
+
+class NodeReported(BaseModel):
+    """What the node last measured of its host (as of `last_heartbeat_at`)."""
+
+    memory_mib: int
+    disk_mib: int
+    disk_free_mib: int
+    cpu_millicores: int
+
+
+class NodeAllocated(BaseModel):
+    """What the servers on the node are given between them (their limits, rounded up to MiB),
+    as the node last reported."""
+
+    memory_mib: int
+    disk_mib: int
+    cpu_millicores: int
+    servers: int
+
+
+class NodePublic(NodeFields):
+    """A node; its token is never shown again."""
+
+    online: bool
+    capacity: NodeCapacity
+    reported: NodeReported | None = Field(description="None until the node first answered")
+    allocated: NodeAllocated | None = Field(description="None until the node first answered")
+
+
 def _node_public(node: Node, now: datetime) -> NodePublic:
-    return NodePublic.model_validate(node).model_copy(
-        update={"online": infra.node_online(node, now)}
+    stored = load_stored(node.capacity_report)
+    effective = compute_capacity(
+        memory_mib=node.memory_mib,
+        disk_mib=node.disk_mib,
+        cpu_millicores=node.cpu_millicores,
+        reported=stored,
+    )
+    reported = allocated = None
+    if stored is not None:
+        reported = NodeReported(
+            memory_mib=stored.capacity.memory_bytes // MIB,
+            disk_mib=stored.capacity.disk_bytes // MIB,
+            disk_free_mib=stored.capacity.disk_free_bytes // MIB,
+            cpu_millicores=stored.capacity.cpu_millicores,
+        )
+        allocated = NodeAllocated(
+            memory_mib=mib_up(stored.allocated.memory_bytes),
+            disk_mib=mib_up(stored.allocated.disk_bytes),
+            cpu_millicores=stored.allocated.cpu_millicores,
+            servers=stored.allocated.servers,
+        )
+    return NodePublic(
+        **NodeFields.model_validate(node).model_dump(),
+        online=infra.node_online(node, now),
+        capacity=NodeCapacity(**effective.model_dump()),
+        reported=reported,
+        allocated=allocated,
     )
 
 
@@ -237,11 +303,11 @@ def update_node(
         changes["url"] = infra.check_node_url(body.url)
     if body.token is not None:
         infra.check_node_token(body.token)
-    before = NodePublic.model_validate(node).model_dump(mode="json")
+    before = NodeFields.model_validate(node).model_dump(mode="json")
     for key, value in changes.items():
         if value is not None or key == "location_id":
             setattr(node, key, value)
-    after = NodePublic.model_validate(node).model_dump(mode="json")
+    after = NodeFields.model_validate(node).model_dump(mode="json")
     context.activity.record(
         db,
         event="admin.node.update",

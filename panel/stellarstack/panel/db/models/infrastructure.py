@@ -37,11 +37,17 @@ class Node(IdMixin, TimestampMixin, Base):
     public_address: Mapped[str] = mapped_column(String(255), default="")
     """Address players connect to for ports on this node."""
     memory_mib: Mapped[int] = mapped_column(Integer, default=0)
+    """Admin-set memory capacity; 0 means "what the node reports"."""
     disk_mib: Mapped[int] = mapped_column(Integer, default=0)
+    """Admin-set disk capacity; 0 means "what the node reports"."""
     cpu_millicores: Mapped[int] = mapped_column(Integer, default=0)
+    """Admin-set CPU capacity; 0 means "what the node reports"."""
     maintenance: Mapped[bool] = mapped_column(Boolean, default=False)
     last_heartbeat_at: Mapped[datetime | None] = mapped_column(default=None)
     last_error: Mapped[str | None] = mapped_column(String(500), default=None)
+    capacity_report: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    """What the node last reported of its capacity and its servers' allocations (as of
+    `last_heartbeat_at`; see `stellarstack.panel.nodecapacity`)."""
 
 
 class Allocation(IdMixin, Base):
