@@ -1,18 +1,25 @@
 """The console WebSocket through the panel to a real node (nodeproxy + dockerd + the toy game):
 output and a command's effect, per-message permissions, closing on revocation, suspension
-and lost permission, connection caps, size and flood limits. Runs on SQLite and PostgreSQL."""
+and lost permission, connection caps, size and flood limits; every message it sends has the
+shape the OpenAPI document gives, and the example client in examples/ works against it. Runs on
+SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from openapi_schema_validator import OAS31Validator
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
@@ -34,6 +41,7 @@ pytestmark = [pytest.mark.docker, pytest.mark.timeout(300)]
 
 ORIGIN = "https://testserver"  # the test panel's public_url
 SUBPROTOCOL = "stellarstack.console.v1"
+EXAMPLE_CLIENT = Path(__file__).resolve().parents[3] / "examples" / "console_client.py"
 
 
 @pytest.fixture(scope="module")
@@ -365,3 +373,99 @@ async def test_power_through_the_console_and_output_follows_a_restart(
             ActivityLog.server_id == server_id, ActivityLog.event == "server.power.restart"
         )
         assert restarts.count() == 1
+
+
+def documented_console(base: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The console's entry in the served panel's OpenAPI document, and the document."""
+    document: dict[str, Any] = httpx.get(f"{base}/openapi.json", timeout=30).json()
+    return document["x-websockets"]["/api/servers/{server_id}/console"], document
+
+
+async def test_every_message_has_the_documented_shape(
+    panel: Panel, toy_node: tuple[NodeProcess, str]
+) -> None:
+    node, name = toy_node
+    owner, server_id = owner_and_server(panel, node, name)
+    word = uuid.uuid4().hex[:8]
+    received: list[dict[str, Any]] = []
+
+    def keep(predicate: Callable[[dict[str, Any]], bool]) -> Callable[[dict[str, Any]], bool]:
+        def seen(message: dict[str, Any]) -> bool:
+            received.append(message)
+            return predicate(message)
+
+        return seen
+
+    with served(panel) as base:
+        console, document = documented_console(base)
+        async with connect(
+            ws_url(base, server_id),
+            additional_headers=cookie_headers(owner),
+            subprotocols=[SUBPROTOCOL],  # type: ignore[list-item]
+        ) as ws:
+            assert ws.subprotocol == console["subprotocol"]
+            await until(ws, keep(output("ready name=")))
+            await ws.send(json.dumps({"type": "command", "line": f"say {word}"}))
+            await until(ws, keep(output(f"[say] {word}")))
+            await ws.send("not json")
+            await until(ws, keep(lambda m: m["type"] == "error"))
+            # Start on a running server: accepted, and it keeps running.
+            await ws.send(json.dumps({"type": "power", "action": "start"}))
+            await until(ws, keep(lambda m: m["type"] == "power"))
+            await until(ws, keep(lambda m: m["type"] == "stats"), within=15)
+    assert {m["type"] for m in received} >= {"status", "output", "error", "power", "stats"}
+    schema = {**console["messages"]["server"], "components": document["components"]}
+    validator = OAS31Validator(schema)
+    for message in received:
+        assert validator.is_valid(message), (message, list(validator.iter_errors(message)))
+
+
+def run_example_client(
+    base: str, api_key: str, *arguments: str
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(EXAMPLE_CLIENT), "--panel", base, *arguments],
+        env={**os.environ, "STELLARSTACK_API_KEY": api_key},
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+
+
+def test_the_example_console_client_sends_a_command_and_prints_the_answer(
+    panel: Panel, toy_node: tuple[NodeProcess, str]
+) -> None:
+    node, name = toy_node
+    owner, server_id = owner_and_server(panel, node, name)
+    key = owner.create_api_key(["servers:read", "console:read", "console:write"])
+    viewer_key = owner.create_api_key(["console:read"])
+    word = uuid.uuid4().hex[:8]
+    with served(panel) as base:
+        # By name (looked up with servers:read), a command, and its answer printed.
+        done = run_example_client(
+            base,
+            key,
+            "--server",
+            name,
+            "--expect",
+            f"[say] {word}",
+            "--seconds",
+            "60",
+            f"say {word}",
+        )
+        assert done.returncode == 0, done.stderr
+        assert f"[say] {word}" in done.stdout.splitlines()
+        assert "[server is Running]" in done.stderr
+        # A key without console:write: the panel refuses the command and says why.
+        refused = run_example_client(
+            base, viewer_key, "--server", server_id, "--seconds", "60", f"say {word}-viewer"
+        )
+        assert refused.returncode == 2, refused.stderr
+        assert "refused: forbidden: you lack the 'console.write' permission" in refused.stderr
+        # An invalid key: the panel closes the socket with 4401.
+        closed = run_example_client(
+            base, key + "x", "--server", server_id, "--seconds", "30", "status"
+        )
+        assert closed.returncode == 3, closed.stderr
+        assert "the panel closed the console: 4401" in closed.stderr
