@@ -64,21 +64,21 @@ def test_valid_documents(blueprint_doc: dict[str, Any], gameserver_doc: dict[str
         (lambda d: d.update(kind="Pod"), "kind"),
         (lambda d: d.update(apiVersion="v1"), "apiVersion"),
         (
-            lambda d: d["spec"]["ports"][0].update(hostIp="localhost"),
-            "spec.ports.0.hostIp\n  Value error, 'localhost' is not an IP address",
+            lambda d: d["spec"]["ports"][0].update(hostIP="localhost"),
+            "spec.ports.0.hostIP\n  Value error, 'localhost' is not an IP address",
         ),
-        (lambda d: d["spec"]["ports"][0].update(hostIp="10.0.0.256"), "not an IP address"),
+        (lambda d: d["spec"]["ports"][0].update(hostIP="10.0.0.256"), "not an IP address"),
         (
             # One host port on two addresses is fine, unless one of them is every address.
             lambda d: d["spec"].update(
                 ports=[
-                    {"name": "a", "port": 1, "protocol": "TCP", "hostPort": 5, "hostIp": "0.0.0.0"},
+                    {"name": "a", "port": 1, "protocol": "TCP", "hostPort": 5, "hostIP": "0.0.0.0"},
                     {
                         "name": "b",
                         "port": 2,
                         "protocol": "TCP",
                         "hostPort": 5,
-                        "hostIp": "10.0.0.1",
+                        "hostIP": "10.0.0.1",
                     },
                 ]
             ),

@@ -59,7 +59,8 @@ class GamePort(ApiModel):
     """TCP, UDP or TCPUDP (both)."""
     host_port: int | None = Field(default=None, ge=1, le=65535)
     """Node port to publish on (HostPort exposure and Docker nodes); defaults to `port`."""
-    host_ip: IpAddress | None = None
+    # Spelled as in a Kubernetes container port, where it ends up on HostPort exposure.
+    host_ip: IpAddress | None = Field(default=None, alias="hostIP")
     """Node address to publish on (HostPort exposure and Docker nodes), e.g. the Docker
     node allocation's IP; every address of the node when unset (on a Docker node: its
     configured publish address)."""

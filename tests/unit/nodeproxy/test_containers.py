@@ -72,15 +72,15 @@ def test_container_settings(blueprint_doc: dict[str, Any], gameserver_doc: dict[
         ),
         pytest.param(
             [
-                {"name": "game", "port": 7777, "protocol": "TCPUDP", "hostIp": "127.0.0.2"},
+                {"name": "game", "port": 7777, "protocol": "TCPUDP", "hostIP": "127.0.0.2"},
                 {
                     "name": "query",
                     "port": 7778,
                     "protocol": "UDP",
                     "hostPort": 30002,
-                    "hostIp": "2001:db8::0:7",
+                    "hostIP": "2001:db8::0:7",
                 },
-                {"name": "admin", "port": 8080, "protocol": "TCP", "hostIp": "0.0.0.0"},
+                {"name": "admin", "port": 8080, "protocol": "TCP", "hostIP": "0.0.0.0"},
             ],
             "127.0.0.1",
             {

@@ -148,7 +148,7 @@ def test_a_host_port_with_an_address_is_bound_to_that_address_only() -> None:
             "port": 7777,
             "protocol": "TCP",
             "hostPort": 30777,
-            "hostIp": "10.0.0.7",
+            "hostIP": "10.0.0.7",
         },
         {"name": "query", "port": 7778, "protocol": "UDP"},
     ]
