@@ -26,7 +26,6 @@ import contextlib
 import time
 from typing import Annotated
 
-from anyio import to_thread
 from fastapi import APIRouter, Depends, Query, Request, WebSocket
 from pydantic import BaseModel
 from starlette.websockets import WebSocketDisconnect, WebSocketState
@@ -131,7 +130,9 @@ async def console(websocket: WebSocket, server_id: str) -> None:
     offered = list(websocket.scope.get("subprotocols") or [])
     subprotocol = SUBPROTOCOL if SUBPROTOCOL in offered else None
     try:
-        use = await to_thread.run_sync(socket_use, context, websocket, server_id, "console.read")
+        use = await context.database_gate.run(
+            socket_use, context, websocket, server_id, "console.read"
+        )
     except ApiError as error:
         # Accept first so the client learns why; a refused upgrade says only "403".
         closed = _closing(error)
@@ -195,7 +196,9 @@ async def _refresh(
     context: PanelContext, websocket: WebSocket, server_id: str, current: _Current
 ) -> ServerUse:
     try:
-        use = await to_thread.run_sync(socket_use, context, websocket, server_id, "console.read")
+        use = await context.database_gate.run(
+            socket_use, context, websocket, server_id, "console.read"
+        )
     except ApiError as error:
         raise _closing(error) from None
     current.use = use
@@ -292,7 +295,7 @@ async def _command(
     except ServerNotRunningError:
         await _error(websocket, "not_running", "the server is not running")
         return
-    await to_thread.run_sync(
+    await context.database_gate.run(
         lambda: record(
             context, use, event="server.console.command", properties={"line": command.line}
         )
@@ -315,7 +318,7 @@ async def _power(
     except BackendError as exc:
         await _error(websocket, "power_failed", str(exc))
         return
-    await to_thread.run_sync(
+    await context.database_gate.run(
         lambda: record(
             context,
             use,
