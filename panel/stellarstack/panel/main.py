@@ -49,7 +49,13 @@ def register(commands: Any) -> None:
     local.add_argument("--state", type=Path, default=Path(".stellarstack"))
     local.add_argument("--host", default="127.0.0.1")
     local.add_argument("--port", type=int, default=8000)
-    local.add_argument("--node-port", type=int, default=8443, help="port of the local node API")
+    local.add_argument(
+        "--node-port",
+        type=int,
+        default=None,
+        help="port of the local node API (default: 8443 when free, else any free port; a port "
+        "given here must be free)",
+    )
     local.add_argument("--examples", type=Path, default=Path("examples"))
     local.set_defaults(handler=_local)
     parser.set_defaults(handler=_serve)
