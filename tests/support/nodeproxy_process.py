@@ -45,7 +45,14 @@ class NodeProxy:
                 self.process.wait(timeout=10)
 
 
-def start_nodeproxy(directory: Path, panel_public_key_pem: str | None = None) -> NodeProxy:
+def start_nodeproxy(
+    directory: Path,
+    panel_public_key_pem: str | None = None,
+    *,
+    publish_address: str | None = "127.0.0.1",
+) -> NodeProxy:
+    """A node agent process; `publish_address` None leaves the node's default (every
+    address), as `stellarstack panel local` runs it."""
     agent_id = f"panel-{uuid.uuid4().hex[:8]}"
     token = uuid.uuid4().hex + uuid.uuid4().hex
     port = free_port()
@@ -55,8 +62,9 @@ def start_nodeproxy(directory: Path, panel_public_key_pem: str | None = None) ->
         "STELLARSTACK_NODE_DATA_DIR": str(directory / "node"),
         "STELLARSTACK_NODE_PORT": str(port),
         "STELLARSTACK_NODE_AGENT_ID": agent_id,
-        "STELLARSTACK_NODE_PUBLISH_ADDRESS": "127.0.0.1",
     }
+    if publish_address is not None:
+        env["STELLARSTACK_NODE_PUBLISH_ADDRESS"] = publish_address
     if panel_public_key_pem is not None:
         env["STELLARSTACK_NODE_PANEL_PUBLIC_KEY"] = panel_public_key_pem
     log = directory / "nodeproxy.log"

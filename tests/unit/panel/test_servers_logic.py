@@ -9,10 +9,10 @@ import pytest
 
 from stellarstack.panel.api.errors import ApiError
 from stellarstack.panel.db.models import Allocation, KubernetesTarget, Node, Server, TargetKind
+from stellarstack.panel.portplan import PortWish
 from stellarstack.panel.services import idempotency
 from stellarstack.panel.services.servers import (
     Place,
-    PortWish,
     ServerWish,
     gameserver_document,
     problem_field,
@@ -156,22 +156,47 @@ def server(kind: TargetKind, namespace: str) -> Server:
     )
 
 
+def document_for(place: Place, changed: ServerWish, allocations: list[Allocation]) -> Any:
+    """The validated GameServer a create writes, its ports as asked (slots as the node needs)."""
+    ports = changed.ports or []
+    slots = [0] * len(ports) if place.node is not None else []
+    kind = TargetKind.DOCKER if place.node is not None else TargetKind.KUBERNETES
+    namespace = "default" if place.target is None else place.target.namespace
+    return validated(
+        gameserver_document(
+            server=server(kind, namespace),
+            place=place,
+            wish=changed,
+            ports=ports,
+            variables=changed.variables,
+            slots=slots,
+            allocations=allocations,
+        )
+    )
+
+
 def test_docker_ports_are_published_on_the_allocations() -> None:
     node = Node(id="n1", name="Node One", agent_id="Agent-7", url="http://n", token="t" * 40)
     primary = Allocation(id="a1", node_id="n1", ip="127.0.0.1", port=25565)
-    document = validated(
-        gameserver_document(
-            server=server(TargetKind.DOCKER, "default"),
-            place=Place(node=node, target=None),
-            wish=wish(start=False),
-            allocations=[primary],
-        )
-    )
+    document = document_for(Place(node=node, target=None), wish(start=False), [primary])
     spec = document["spec"]
-    # Kubernetes-only settings of the request do not reach a Docker node.
+    # Kubernetes-only settings of the request do not reach a Docker node; the allocation's
+    # address does.
     assert spec["ports"] == [
-        {"name": "status", "port": 7777, "protocol": "TCP", "hostPort": 25565},
-        {"name": "query", "port": 7778, "protocol": "UDP", "hostPort": 25565},
+        {
+            "name": "status",
+            "port": 7777,
+            "protocol": "TCP",
+            "hostPort": 25565,
+            "hostIP": "127.0.0.1",
+        },
+        {
+            "name": "query",
+            "port": 7778,
+            "protocol": "UDP",
+            "hostPort": 25565,
+            "hostIP": "127.0.0.1",
+        },
     ]
     assert spec["placement"] == {"type": "DockerNode", "node": "agent-7"}
     assert spec["power"]["state"] == "Stopped"
@@ -182,13 +207,8 @@ def test_docker_ports_are_published_on_the_allocations() -> None:
 
 def test_kubernetes_ports_keep_their_exposure_settings() -> None:
     target = KubernetesTarget(id="t1", name="cluster", namespace="games")
-    document = validated(
-        gameserver_document(
-            server=server(TargetKind.KUBERNETES, "games"),
-            place=Place(node=None, target=target),
-            wish=wish(exposure={"type": "NodePort"}),
-            allocations=[],
-        )
+    document = document_for(
+        Place(node=None, target=target), wish(exposure={"type": "NodePort"}), []
     )
     spec = document["spec"]
     assert spec["ports"][0]["hostPort"] == 31000
@@ -205,15 +225,10 @@ def test_an_invalid_document_names_each_field_of_the_request() -> None:
         PortWish(name="status", port=7778, protocol="UDP"),
     ]
     with pytest.raises(ApiError) as raised:
-        validated(
-            gameserver_document(
-                server=server(TargetKind.KUBERNETES, "games"),
-                place=Place(node=None, target=target),
-                wish=wish(
-                    resources={"cpu": "1", "memory": "4096Ti", "disk": "1Gi"}, ports=bad_ports
-                ),
-                allocations=[],
-            )
+        document_for(
+            Place(node=None, target=target),
+            wish(resources={"cpu": "1", "memory": "4096Ti", "disk": "1Gi"}, ports=bad_ports),
+            [],
         )
     assert raised.value.status_code == 422
     fields = {problem.field for problem in raised.value.fields}

@@ -18,13 +18,14 @@ from typing import Any, TypeVar
 import anyio.from_thread
 from fastapi import status
 from pydantic import ValidationError
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
 
 from stellarstack.api.blueprint import Blueprint, check_variable_values
 from stellarstack.api.constants import API_VERSION, GROUP
 from stellarstack.api.gameserver import GameServer
 from stellarstack.api.manifests import error_messages
+from stellarstack.panel import portplan
 from stellarstack.panel.api.errors import ApiError, FieldProblem, conflict, invalid, not_found
 from stellarstack.panel.backends.base import (
     BackendError,
@@ -47,6 +48,7 @@ from stellarstack.panel.db.models import (
     TargetKind,
     User,
 )
+from stellarstack.panel.portplan import PortChoiceError, PortWish
 from stellarstack.panel.services.activity import Actor
 from stellarstack.panel.services.status_sync import ANNOTATION_DELETED, MISSING
 
@@ -193,15 +195,6 @@ def blueprint_named(db: Session, name: str) -> Blueprint | None:
 
 
 @dataclass(frozen=True)
-class PortWish:
-    name: str
-    port: int
-    protocol: str
-    host_port: int | None = None
-    node_port: int | None = None
-
-
-@dataclass(frozen=True)
 class ServerWish:
     """What a create request asks for (already shaped by the route's schema)."""
 
@@ -214,7 +207,8 @@ class ServerWish:
     startup_command: str | None
     variables: dict[str, str]
     resources: dict[str, Any]
-    ports: list[PortWish]
+    ports: list[PortWish] | None
+    """The ports asked for; None when the request names none (the blueprint's defaults)."""
     allocation_ids: list[str]
     exposure: dict[str, Any] | None
     start: bool
@@ -294,24 +288,37 @@ def claim_allocations(
     wanted: list[str],
     count: int,
     field: str = "body.allocation_ids",
+    preferred: list[int] | None = None,
+    refusal: Callable[[int, int], str] | None = None,
 ) -> list[Allocation]:
     """Give the server the allocations `wanted` (ids), or `count` free ones of the node when
-    none are named. An allocation already given to a server is refused: the conditional
-    update re-checks `server_id IS NULL` under the row lock, so two requests never both get
-    one."""
+    none are named: for the n-th, the one numbered `preferred[n]` when it is free, else the
+    lowest. An allocation already given to a server is refused: the conditional update
+    re-checks `server_id IS NULL` under the row lock, so two requests never both get one.
+    `refusal(free, count)` words the 409 when the node has too few free allocations."""
     if not wanted and count:
-        free = select(Allocation.id).where(
-            Allocation.node_id == node.id, Allocation.server_id.is_(None)
-        )
-        free = free.order_by(Allocation.ip, Allocation.port).limit(count)
-        if db.get_bind().dialect.name == "postgresql":
-            free = free.with_for_update(skip_locked=True)
-        wanted = list(db.scalars(free))
-        if len(wanted) < count:
-            raise conflict(
-                f"the node has {len(wanted)} free allocation(s); {count} needed",
-                field=field,
+        postgresql = db.get_bind().dialect.name == "postgresql"
+        for slot in range(count):
+            free = select(Allocation.id).where(
+                Allocation.node_id == node.id, Allocation.server_id.is_(None)
             )
+            if wanted:
+                free = free.where(Allocation.id.not_in(wanted))
+            if preferred is not None and slot < len(preferred):
+                free = free.order_by(case((Allocation.port == preferred[slot], 0), else_=1))
+            free = free.order_by(Allocation.ip, Allocation.port).limit(1)
+            if postgresql:
+                # Rows another create holds are skipped, not waited for: it is taking them.
+                free = free.with_for_update(skip_locked=True)
+            found = db.scalar(free)
+            if found is None:
+                message = (
+                    refusal(len(wanted), count)
+                    if refusal is not None
+                    else f"the node has {len(wanted)} free allocation(s); {count} needed"
+                )
+                raise conflict(message, field=field)
+            wanted.append(found)
     if len(set(wanted)) != len(wanted):
         raise invalid(field, "an allocation is named twice")
     for index, allocation_id in enumerate(wanted):
@@ -347,27 +354,23 @@ def gameserver_document(
     server: Server,
     place: Place,
     wish: ServerWish,
+    ports: list[PortWish],
+    variables: dict[str, str],
+    slots: list[int],
     allocations: list[Allocation],
 ) -> dict[str, Any]:
-    ports: list[dict[str, Any]] = []
-    for index, port in enumerate(wish.ports):
-        entry: dict[str, Any] = {"name": port.name, "port": port.port, "protocol": port.protocol}
-        if place.node is not None:
-            # Each port is published on its own allocation, or on the primary one: a TCP and
-            # a UDP port may share a number.
-            chosen = allocations[index] if index < len(allocations) else allocations[0]
-            entry["hostPort"] = chosen.port
-        else:
-            if port.host_port is not None:
-                entry["hostPort"] = port.host_port
-            if port.node_port is not None:
-                entry["nodePort"] = port.node_port
-        ports.append(entry)
+    """The GameServer a create writes. On a Docker node port n is published on
+    `allocations[slots[n]]`; on Kubernetes the ports keep their exposure settings."""
+    if place.node is not None:
+        addresses = [portplan.Address(ip=a.ip, port=a.port) for a in allocations]
+        published = portplan.docker_ports(ports, slots, addresses)
+    else:
+        published = portplan.kubernetes_ports(ports)
     spec: dict[str, Any] = {
         "blueprint": wish.blueprint,
-        "variables": dict(wish.variables),
+        "variables": dict(variables),
         "resources": wish.resources,
-        "ports": ports,
+        "ports": published,
         "power": {"state": "Running" if wish.start else "Stopped"},
     }
     if wish.image is not None:
@@ -424,9 +427,24 @@ def create_server(
     if not admin and (wish.allocation_limit is not None or wish.backup_limit is not None):
         field = "allocation_limit" if wish.allocation_limit is not None else "backup_limit"
         raise invalid(f"body.{field}", "only admins set limits")
-    needed = len(wish.allocation_ids) or (1 if wish.ports and place.node is not None else 0)
+    try:
+        ports = portplan.server_ports(blueprint, wish.ports)
+        variables = portplan.with_port_variables(blueprint, ports, wish.variables)
+    except PortChoiceError as problem:
+        raise invalid(problem.field, problem.message) from None
+    # A port number the caller chose must also suit the variable that carries it.
+    check_variables(blueprint, variables, admin=True)
+    slots: list[int] = []
+    if place.node is not None and ports:
+        slots = (
+            portplan.named_slots(ports, len(wish.allocation_ids))
+            if wish.allocation_ids
+            else portplan.allocation_slots(ports)
+        )
+    needed = len(wish.allocation_ids) or (max(slots) + 1 if slots else 0)
     allocation_limit = wish.allocation_limit if wish.allocation_limit is not None else 1
-    if admin and wish.allocation_limit is None:
+    if wish.allocation_limit is None and (admin or wish.ports is None):
+        # The blueprint's default ports are an admin's choice: they get what they need.
         allocation_limit = max(1, needed)
     if needed > allocation_limit:
         raise ApiError(
@@ -460,10 +478,25 @@ def create_server(
     allocations: list[Allocation] = []
     if place.node is not None:
         allocations = claim_allocations(
-            db, server=server, node=place.node, wanted=wish.allocation_ids, count=needed
+            db,
+            server=server,
+            node=place.node,
+            wanted=list(wish.allocation_ids),
+            count=needed,
+            field="body.allocation_ids" if wish.allocation_ids else "body.node_id",
+            preferred=portplan.preferred_numbers(ports, slots),
+            refusal=lambda free, count: portplan.no_free_allocation(free, count, ports),
         )
     document = validated(
-        gameserver_document(server=server, place=place, wish=wish, allocations=allocations)
+        gameserver_document(
+            server=server,
+            place=place,
+            wish=wish,
+            ports=ports,
+            variables=variables,
+            slots=slots,
+            allocations=allocations,
+        )
     )
     blueprint_document = blueprint.model_copy(update={"status": None}).to_wire()
 
@@ -690,9 +723,15 @@ def server_or_404(db: Session, server_id: str) -> Server:
 # --- allocations after creation ------------------------------------------------------------
 
 
-def _primary_port(document: Mapping[str, Any]) -> int | None:
+def _published_on(port: Mapping[str, Any], ip: str, number: int) -> bool:
+    """Whether a GameServer port is published on the allocation `ip:number` (a port without
+    `hostIP`, written before ports carried one, matches by number)."""
+    return port.get("hostPort") == number and port.get("hostIP") in (None, ip)
+
+
+def _primary_allocation(document: Mapping[str, Any], allocation: Allocation) -> bool:
     ports = (document.get("spec") or {}).get("ports") or []
-    return int(ports[0]["hostPort"]) if ports and ports[0].get("hostPort") else None
+    return bool(ports) and _published_on(ports[0], allocation.ip, allocation.port)
 
 
 def add_allocation(
@@ -739,6 +778,7 @@ def add_allocation(
                 "port": allocation.port,
                 "protocol": "TCPUDP",
                 "hostPort": allocation.port,
+                "hostIP": allocation.ip,
             },
         ]
 
@@ -765,11 +805,15 @@ def remove_allocation(
         raise not_found("allocation")
     place = place_of(db, server)
     current = read_document(context, place, server)
-    if _primary_port(current) == allocation.port:
+    if _primary_allocation(current, allocation):
         raise conflict("the primary allocation cannot be removed")
 
     def unpublish(spec: dict[str, Any]) -> None:
-        spec["ports"] = [p for p in spec.get("ports") or [] if p.get("hostPort") != allocation.port]
+        spec["ports"] = [
+            p
+            for p in spec.get("ports") or []
+            if not _published_on(p, allocation.ip, allocation.port)
+        ]
 
     reapply_spec(context, place, server, unpublish)
     allocation.server_id = None

@@ -32,6 +32,7 @@ from stellarstack.panel.backends.base import BackendError, Kind, ServerBackend
 from stellarstack.panel.context import PanelContext
 from stellarstack.panel.db.engine import transaction
 from stellarstack.panel.db.models import Allocation, Server, Subuser, TargetKind, User
+from stellarstack.panel.portplan import PortWish
 from stellarstack.panel.services import idempotency, servers
 from stellarstack.panel.services.status_sync import sync_all
 
@@ -71,12 +72,19 @@ class ServerCreate(BaseModel):
     startup_command: str | None = Field(default=None, max_length=191)
     variables: dict[str, str] = Field(default_factory=dict, examples=[{"MOTD": "hello"}])
     resources: Resources = Field(default_factory=Resources)
-    ports: list[PortRequest] = Field(default_factory=list, max_length=32)
+    ports: list[PortRequest] | None = Field(
+        default=None,
+        max_length=32,
+        description="The ports the game listens on, the first primary. Left out: the "
+        "blueprint's default ports (refused when it declares none). `[]`: no ports at all, "
+        "a server nobody can reach.",
+    )
     allocation_ids: list[str] = Field(
         default_factory=list,
         max_length=32,
         description="Docker nodes: allocations for the ports in order (the first is primary; "
-        "ports beyond the list use it). One free allocation is chosen when none are named.",
+        "ports beyond the list use it). When none are named, free ones are chosen: as few as "
+        "the ports need (a TCP and a UDP port share one), preferring the port's own number.",
     )
     exposure: Exposure | None = Field(default=None, description="Kubernetes only")
     start: bool = Field(default=True, description="Start once installed")
@@ -239,7 +247,7 @@ def _need(access: ServerAccess, node: str) -> None:
     status_code=status.HTTP_201_CREATED,
     response_model=ServerPublic,
     summary="Create a server from a blueprint",
-    responses={409: {"description": "a limit is reached or an allocation is taken"}},
+    responses={409: {"description": "a limit is reached, an allocation is taken or none is free"}},
 )
 def create_server(
     body: ServerCreate,
@@ -274,8 +282,10 @@ def create_server(
         startup_command=body.startup_command,
         variables=body.variables,
         resources=body.resources.to_wire(),
-        ports=[
-            servers.PortWish(
+        ports=None
+        if body.ports is None
+        else [
+            PortWish(
                 name=p.name,
                 port=p.port,
                 protocol=str(p.protocol),
