@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from fastapi.testclient import TestClient
 from kopf.testing import KopfRunner
 from kubernetes.client.exceptions import ApiException
@@ -284,3 +285,60 @@ def test_the_background_sync_adopts_without_being_asked(
             assert time.monotonic() < deadline, "the background sync adopted nothing"
             time.sleep(0.2)
     assert names == ["found-later"]
+
+
+def example_toy(name: str) -> dict[str, Any]:
+    """examples/toy.yaml's Blueprint (with its default ports) under another name."""
+    for document in yaml.safe_load_all((REPO / "examples" / "toy.yaml").read_text()):
+        if document.get("kind") == "Blueprint":
+            return {**document, "metadata": {"name": name}}
+    raise AssertionError("examples/toy.yaml has no Blueprint")
+
+
+def test_a_server_without_ports_gets_the_blueprint_defaults_on_kubernetes(
+    cluster_panel: Panel, kube: Kube, kube_namespace: str, blueprint_name: str
+) -> None:
+    """The default ports reach the GameServer on a Kubernetes target as well, exposed as the
+    request says; the API server accepts the Blueprint's ports (its CEL rules included)."""
+    panel = cluster_panel
+    admin = panel.setup_admin()
+    assert admin.post("/api/admin/blueprints", json=example_toy(blueprint_name)).status_code == 201
+    target_id = add_target(admin, kube, kube_namespace)
+
+    created = admin.post(
+        "/api/servers",
+        json={
+            "name": "Defaults",
+            "blueprint": blueprint_name,
+            "kubernetes_target_id": target_id,
+            "exposure": {"type": "ClusterIP"},
+            "start": False,
+        },
+    )
+    assert created.status_code == 201, created.text
+    stored = kube.custom.get_namespaced_custom_object(
+        GROUP, VERSION, kube_namespace, "gameservers", created.json()["resource_name"]
+    )
+    assert stored["spec"]["ports"] == [
+        {"name": "status", "port": 7777, "protocol": "TCP"},
+        {"name": "query", "port": 7778, "protocol": "UDP"},
+    ]
+    assert stored["spec"]["variables"] == {"TOY_TCP_PORT": "7777", "TOY_UDP_PORT": "7778"}
+    assert stored["spec"]["exposure"]["type"] == "ClusterIP"
+    blueprint = kube.custom.get_cluster_custom_object(GROUP, VERSION, "blueprints", blueprint_name)
+    assert [p["name"] for p in blueprint["spec"]["ports"]] == ["status", "query"]
+
+    # A blueprint without default ports needs them named, on Kubernetes too.
+    bare = copy.deepcopy(TOY_BLUEPRINT)
+    bare["metadata"] = {"name": f"{blueprint_name}-bare"}
+    assert admin.post("/api/admin/blueprints", json=bare).status_code == 201
+    refused = admin.post(
+        "/api/servers",
+        json={
+            "name": "Bare",
+            "blueprint": bare["metadata"]["name"],
+            "kubernetes_target_id": target_id,
+        },
+    )
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["error"]["field"] == "body.ports"
