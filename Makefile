@@ -5,8 +5,18 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Extra pytest arguments, e.g. `make test PYTEST_ARGS="-k egg -x"`.
 PYTEST_ARGS ?=
+# The panel's web UI (see `ui:` below).
+UI_DIR := panel/ui
+UI_BUILD := panel/stellarstack/panel/web/ui
+UI_STAMP := $(UI_BUILD)/index.html
+UI_MODULES := $(UI_DIR)/node_modules/.package-lock.json
+UI_SOURCES := $(shell find $(UI_DIR)/src -type f 2>/dev/null) \
+	$(wildcard $(UI_DIR)/index.html $(UI_DIR)/*.config.* $(UI_DIR)/tsconfig*.json $(UI_DIR)/package.json)
+UI_NPM_MISSING := echo "== ui: npm is not installed, so the web UI is not built" \
+	"(needs Node.js 18+ and npm; Debian: apt-get install nodejs npm)"
 
-.PHONY: install lock run test unit e2e lint format crds check-generated bench clean image migration
+.PHONY: install lock run test unit e2e lint format crds check-generated bench clean image migration \
+	ui ui-client lint-ui test-ui
 
 # Every Python package, runtime and development, comes from requirements.lock: exact versions
 # with hashes, resolved for every platform Python 3.11+ runs on. `make lock` is the only thing
@@ -18,7 +28,7 @@ UV_PIP := $(UV) pip --quiet
 LOCK_COMMAND := $(UV) pip compile pyproject.toml --group pyproject.toml:dev --universal \
 	--python-version 3.11 --generate-hashes --custom-compile-command "make lock" --quiet
 
-install: $(STAMP)
+install: $(STAMP) $(UI_STAMP)
 
 $(STAMP): pyproject.toml $(LOCK)
 	@echo "== install: .venv with the dependencies locked in $(LOCK)"
@@ -41,7 +51,7 @@ lock:
 # The panel on http://localhost:8000 with SQLite and, where Docker answers, a local node
 # (state in .stellarstack/). The toy image is built first when Docker is there, so the toy
 # example blueprint can start a real server at once.
-run: $(STAMP)
+run: $(STAMP) $(UI_STAMP)
 	@if ! docker info >/dev/null 2>&1; then \
 	  echo "== run: no Docker engine answers; the panel starts without a local node"; \
 	elif ! command -v busybox >/dev/null 2>&1; then \
@@ -55,7 +65,7 @@ run: $(STAMP)
 
 # The whole suite. pytest exits 5 when nothing was collected; that stays a failure here,
 # because a suite that runs nothing proves nothing, and it says so.
-test: $(STAMP)
+test: $(STAMP) $(UI_STAMP)
 	@status=0; $(BIN)/pytest $(PYTEST_ARGS) || status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test: no test ran (pytest exit 5); failing"; fi; \
 	exit $$status
@@ -77,6 +87,36 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# The panel's web UI (panel/ui, docs/panel-ui.md): built into the Python package, which serves
+# it and ships it in the wheel and the image. `install`, `run`, `test` and `image` rebuild it
+# when its sources or its lock changed, and do nothing otherwise. It needs Node.js 18 or newer
+# and npm (Debian: nodejs npm); without them it is skipped with a warning and the panel says
+# on its pages that the UI is not built (variables at the top).
+ui: $(UI_STAMP)
+
+$(UI_MODULES): $(UI_DIR)/package-lock.json
+	@if ! command -v npm >/dev/null 2>&1; then $(UI_NPM_MISSING); exit 0; fi; \
+	echo "== ui: installing the locked packages (npm ci)"; \
+	cd $(UI_DIR) && npm ci --no-audit --no-fund --loglevel=error
+
+$(UI_STAMP): $(UI_MODULES) $(UI_SOURCES)
+	@if ! command -v npm >/dev/null 2>&1; then exit 0; fi; \
+	echo "== ui: building the web UI into $(UI_BUILD)"; \
+	cd $(UI_DIR) && npm run --silent build >/dev/null
+
+# The UI's API client from the panel's OpenAPI document: after changing any route or schema,
+# run this and commit panel/ui/openapi.json and panel/ui/src/api/schema.d.ts (a test fails
+# while they differ from the code).
+ui-client: $(STAMP) $(UI_MODULES)
+	$(BIN)/python -m stellarstack.panel.web.uiclient $(UI_DIR)/openapi.json
+	cd $(UI_DIR) && npm run --silent generate
+
+lint-ui: $(UI_MODULES)
+	cd $(UI_DIR) && npx tsc -b && npx eslint . && npx prettier --check .
+
+test-ui: $(UI_MODULES)
+	cd $(UI_DIR) && npx vitest run
 
 # The CRDs live twice: in crds/ (`stellarstack crds`, kubectl apply) and in the Helm chart.
 CRD_DIRS := crds charts/stellarstack/crds
@@ -111,7 +151,7 @@ WHEEL_GLIBC := 2_5 2_12 2_17 2_24 2_26 2_27 2_28 2_31 2_34 2_35 2_36
 CLUSTER_DIR ?= $(or $(STELLARSTACK_CLUSTER_DIR),$(or $(STELLARSTACK_CACHE),$(HOME)/.cache/stellarstack)/cluster)
 CLUSTER_CONTAINERD := $(CLUSTER_DIR)/run/containerd/containerd.sock
 
-image: $(STAMP)
+image: $(STAMP) $(UI_STAMP)
 	@set -e; start=$$(date +%s); \
 	rm -rf $(IMAGE_CONTEXT); mkdir -p $(IMAGE_CONTEXT)/wheels; \
 	$(BIN)/pip wheel --quiet --no-deps --no-build-isolation -w $(IMAGE_CONTEXT)/wheels .; \

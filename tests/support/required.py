@@ -1,8 +1,8 @@
 """Skip locally, fail in CI: a missing engine must not turn a CI run green by skipping.
 
-`.ci/run` sets `STELLARSTACK_REQUIRE_DOCKER=1` and `STELLARSTACK_REQUIRE_KUBE=1` after it has
-started those services; then a test that cannot reach them fails with the same reason a
-developer's run would skip with.
+`.ci/run` sets `STELLARSTACK_REQUIRE_DOCKER=1`, `STELLARSTACK_REQUIRE_KUBE=1` and
+`STELLARSTACK_REQUIRE_NODE=1` after it has started or installed those; then a test that cannot
+reach them fails with the same reason a developer's run would skip with.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ import pytest
 DOCKER = "STELLARSTACK_REQUIRE_DOCKER"
 KUBE = "STELLARSTACK_REQUIRE_KUBE"
 POSTGRES = "STELLARSTACK_REQUIRE_POSTGRES"
+NODE = "STELLARSTACK_REQUIRE_NODE"
+"""Node.js and npm, and the web UI built with them (`make ui`)."""
 
 
 def unavailable(reason: str, requirement: str) -> NoReturn:

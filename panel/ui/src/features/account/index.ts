@@ -1,0 +1,2 @@
+export { accountKey, useAccount, useLogout } from "./api";
+export { goToLogin, loginUrl } from "./login";

@@ -1,0 +1,2 @@
+export { ConsoleProvider } from "./ConsoleProvider";
+export { useConsole } from "./useConsole";
