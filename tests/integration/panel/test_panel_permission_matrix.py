@@ -186,13 +186,15 @@ def test_every_server_route_declares_a_known_node(matrix_panel: Panel) -> None:
     assert len(cases) >= 30, cases
     undeclared = [f"{c.method} {c.path}" for c in cases if c.node not in permissions.ALL_NODES]
     # Routes that check access themselves, listed here on purpose and nowhere else: the
-    # server itself (anyone who sees it reads it; its fields and deletion are per caller) and
-    # power, whose node depends on the action in the body (control.start, control.stop, ...).
+    # server itself (anyone who sees it reads it; its fields and deletion are per caller),
+    # power, whose node depends on the action in the body (control.start, control.stop, ...),
+    # and what the caller may do on the server (anyone who sees it reads their own nodes).
     owner_only = {
         "DELETE /api/servers/{server_id}",
         "GET /api/servers/{server_id}",
         "PATCH /api/servers/{server_id}",
         "POST /api/servers/{server_id}/power",
+        "GET /api/servers/{server_id}/permissions",
     }
     assert set(undeclared) <= owner_only, undeclared
 

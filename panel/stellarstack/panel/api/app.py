@@ -26,6 +26,7 @@ from stellarstack.panel.api.routes import (
     files,
     health,
     schedules,
+    server_permissions,
     servers,
     subusers,
     two_factor,
@@ -37,7 +38,7 @@ from stellarstack.panel.api.routes.webhooks import router as server_webhooks_rou
 from stellarstack.panel.context import PanelContext
 from stellarstack.panel.db.migrate import upgrade
 from stellarstack.panel.services.webhooks import WebhookOutbox
-from stellarstack.panel.web import apidocs, pages
+from stellarstack.panel.web import apidocs, pages, spa
 
 BackgroundTask = Callable[[PanelContext], contextlib.AbstractAsyncContextManager[None]]
 
@@ -144,4 +145,7 @@ def create_app(
     app.include_router(files.router)
     app.include_router(backups.router)
     app.include_router(schedules.router)
+    app.include_router(server_permissions.router)
+    # Last: the web UI's pages (`/`, `/server/...`) and its built files.
+    app.include_router(spa.router)
     return app

@@ -1,5 +1,6 @@
 """The panel's own pages for what must work before anyone is logged in: first-run setup, login
-(with the two-factor step), password reset and email verification.
+(with the two-factor step), password reset and email verification. Everything after logging
+in is the web UI (`stellarstack.panel.web.spa`), which these pages lead to.
 
 Plain HTML forms, one small script that posts them to the JSON API (the same endpoints API
 clients use), no inline scripts or styles: the Content-Security-Policy allows only this
@@ -47,13 +48,6 @@ def page(title: str, body_file: str, *, page_id: str) -> HTMLResponse:
         .replace("{{body}}", asset(body_file))
     )
     return HTMLResponse(document, headers=SECURITY_HEADERS)
-
-
-@router.get("/")
-def home(db: SessionDep) -> Response:
-    if accounts.setup_required(db):
-        return RedirectResponse("/setup", status_code=303)
-    return page("StellarStack", "home.html", page_id="home")
 
 
 @router.get("/setup")

@@ -182,27 +182,6 @@ const pages = {
       document.querySelector("main > .notice").hidden = false;
     });
   },
-
-  async home() {
-    const who = document.getElementById("who");
-    const logout = document.getElementById("logout-form");
-    const result = await call("GET", "/api/account");
-    if (result.status === 401) {
-      window.location.assign("/login");
-      return;
-    }
-    if (!result.ok) {
-      who.textContent = `The panel could not load your account (HTTP ${result.status}).`;
-      return;
-    }
-    who.textContent = `Logged in as ${result.data.name} <${result.data.email}>`;
-    logout.hidden = false;
-    onSubmit(logout, async () => {
-      const out = await call("POST", "/api/auth/logout");
-      if (out.ok) window.location.assign("/login");
-      else showFailure(logout, out);
-    });
-  },
 };
 
 document.addEventListener("DOMContentLoaded", () => {
