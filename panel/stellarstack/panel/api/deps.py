@@ -68,16 +68,28 @@ async def get_db(request: Request, context: ContextDep) -> AsyncIterator[Session
 
     The request waits for admission at the database gate in the event loop (see
     `DatabaseGate`) and keeps its place until the transaction has ended, so however many
-    requests arrive, no worker thread ever waits for a pooled connection."""
-    factory = context.read_sessions if request.method in SAFE_METHODS else context.sessions
+    requests arrive, no worker thread ever waits for a pooled connection.
+
+    A read's transaction ends in the event loop, which saves a thread hand-off per request:
+    that waits on nothing (SQLite ends a read in memory; PostgreSQL reads run in autocommit,
+    see `make_session_factory`). A write's commit waits for the disk or the server, so it
+    runs in a worker thread."""
+    reading = request.method in SAFE_METHODS
+    factory = context.read_sessions if reading else context.sessions
     async with context.database_gate.admitted():
         session = factory()
         try:
             yield session
         except BaseException:
-            await to_thread.run_sync(lambda: _finish(session, commit=False))
+            if reading:
+                _finish(session, commit=False)
+            else:
+                await to_thread.run_sync(lambda: _finish(session, commit=False))
             raise
-        await to_thread.run_sync(lambda: _finish(session, commit=True))
+        if reading:
+            _finish(session, commit=True)
+        else:
+            await to_thread.run_sync(lambda: _finish(session, commit=True))
 
 
 # Scope "function": the transaction ends when the route returns, not after the response has

@@ -51,12 +51,17 @@ def make_engine(url: str, *, admissions: int = DEFAULT_ADMISSIONS, **kwargs: Any
 
 
 def make_session_factory(engine: Engine, *, read_only: bool = False) -> sessionmaker[Session]:
-    """Sessions on `engine`; `read_only` ones begin without the SQLite write lock (a write in
-    them still works, but may fail under contention: use them only for reads)."""
+    """Sessions on `engine`; `read_only` ones begin without the SQLite write lock and run in
+    autocommit on PostgreSQL (a write in them still works, but may fail under contention on
+    SQLite and is not atomic on PostgreSQL: use them only for reads)."""
     if read_only:
-        return sessionmaker(
-            engine.execution_options(**{READ_ONLY_OPTION: True}), expire_on_commit=False
-        )
+        options: dict[str, Any] = {READ_ONLY_OPTION: True}
+        if engine.dialect.name == "postgresql":
+            # Each statement its own transaction: no BEGIN and COMMIT round trips, and ending
+            # the session sends nothing (a read's statements see committed data either way,
+            # as in a READ COMMITTED transaction).
+            options["isolation_level"] = "AUTOCOMMIT"
+        return sessionmaker(engine.execution_options(**options), expire_on_commit=False)
     return sessionmaker(engine, expire_on_commit=False)
 
 
