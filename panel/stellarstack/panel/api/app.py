@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 
-from fastapi import FastAPI, Request, Response, status
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 
-from stellarstack.panel.api.errors import ErrorBody, ErrorResponse, install_error_handlers
+from stellarstack.panel.api.bodylimit import install_body_limit
+from stellarstack.panel.api.errors import ErrorResponse, install_error_handlers
 from stellarstack.panel.api.observability import (
     ActivityCounter,
     install_denial_log,
@@ -98,30 +98,7 @@ def create_app(
     context.activity.add_listener(ActivityCounter(context))
     context.activity.add_listener(WebhookOutbox(context))
 
-    max_body = context.settings.max_body_bytes
-
-    @app.middleware("http")
-    async def _limit_body(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        # Uploads stream to the backend through their own routes, which set their own limit.
-        declared = request.headers.get("content-length")
-        if (
-            declared is not None
-            and declared.isdigit()
-            and int(declared) > max_body
-            and not request.url.path.endswith("/files/content")
-        ):
-            body = ErrorBody(
-                code="payload_too_large",
-                message=f"request bodies are limited to {max_body} bytes",
-            )
-            return JSONResponse(
-                status_code=status.HTTP_413_CONTENT_TOO_LARGE,
-                content=ErrorResponse(error=body).model_dump(mode="json"),
-            )
-        return await call_next(request)
-
+    install_body_limit(app, context.settings.max_body_bytes)
     install_request_metrics(app, context)
     app.include_router(health.router)
     app.include_router(pages.router)
