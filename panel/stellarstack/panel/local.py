@@ -16,6 +16,7 @@ port (another agent, another program) is never registered.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -272,21 +273,60 @@ def register_local_node(context: PanelContext, *, url: str, token: str) -> None:
         )
 
 
-def load_example_blueprints(context: PanelContext, examples: Path) -> int:
-    """Add the Blueprints found in `examples/` that the panel does not have yet."""
-    added = 0
+EXAMPLE_DIGEST_ANNOTATION = "stellarstack.io/example-digest"
+"""Set on blueprints `panel local` loads from examples/: the digest of the document as loaded."""
+
+
+def _document_digest(document: dict[str, Any]) -> str:
+    """A digest of a blueprint's wire form that ignores the example-digest annotation itself."""
+    metadata = dict(document.get("metadata") or {})
+    annotations = {
+        key: value
+        for key, value in (metadata.get("annotations") or {}).items()
+        if key != EXAMPLE_DIGEST_ANNOTATION
+    }
+    metadata["annotations"] = annotations
+    canonical = json.dumps({**document, "metadata": metadata}, sort_keys=True, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _marked_example(blueprint: Blueprint) -> dict[str, Any]:
+    document = blueprint.to_wire()
+    metadata = document.setdefault("metadata", {})
+    annotations = metadata.get("annotations") or {}
+    metadata["annotations"] = {
+        **annotations,
+        EXAMPLE_DIGEST_ANNOTATION: _document_digest(document),
+    }
+    return document
+
+
+def load_example_blueprints(context: PanelContext, examples: Path) -> tuple[int, int]:
+    """Add the Blueprints found in `examples/` that the panel does not have yet, and refresh
+    those it loaded itself earlier when the example changed since (a newer checkout). A
+    blueprint an admin edited (its digest no longer matches its annotation) or made under an
+    example's name is never overwritten. Returns (added, refreshed)."""
+    added = refreshed = 0
     with transaction(context.sessions) as db:
         for path in sorted(examples.glob("*.yaml")):
             for document in yaml.safe_load_all(path.read_text()):
                 if not isinstance(document, dict) or document.get("kind") != "Blueprint":
                     continue
-                blueprint = Blueprint.model_validate(document)
-                name = blueprint.metadata.name or ""
-                if db.scalar(select(BlueprintRecord).where(BlueprintRecord.name == name)):
+                example = _marked_example(Blueprint.model_validate(document))
+                name = example["metadata"]["name"]
+                record = db.scalar(select(BlueprintRecord).where(BlueprintRecord.name == name))
+                if record is None:
+                    db.add(BlueprintRecord(name=name, document=example))
+                    added += 1
                     continue
-                db.add(BlueprintRecord(name=name, document=blueprint.to_wire()))
-                added += 1
-    return added
+                loaded_as = (record.document.get("metadata") or {}).get("annotations") or {}
+                untouched = loaded_as.get(EXAMPLE_DIGEST_ANNOTATION) == _document_digest(
+                    record.document
+                )
+                if untouched and record.document != example:
+                    record.document = example
+                    refreshed += 1
+    return added, refreshed
 
 
 def _exit_on_signal(signum: int, _: object) -> None:
@@ -316,7 +356,8 @@ def run_local(
     context = build_context(settings)
     upgrade(context.engine)
     if examples is not None and examples.is_dir():
-        log.info("example blueprints added: %d", load_example_blueprints(context, examples))
+        added, refreshed = load_example_blueprints(context, examples)
+        log.info("example blueprints: %d added, %d refreshed from examples/", added, refreshed)
     app = create_app(context, background=default_background_tasks())
     with contextlib.ExitStack() as stack:
         if docker_available():
