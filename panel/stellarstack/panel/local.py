@@ -342,6 +342,8 @@ def run_local(
     from stellarstack.panel.workers import default_background_tasks
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # httpx logs every request at INFO; the heartbeat and status sync would drown what matters.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     state.mkdir(parents=True, exist_ok=True)
     values = _secrets(state)
     settings = PanelSettings(
