@@ -4,14 +4,12 @@ see servers found at a backend that nobody was given yet."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import anyio.from_thread
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from stellarstack.api.gameserver import Exposure, Protocol, Resources
@@ -31,9 +29,9 @@ from stellarstack.panel.api.schemas import Page
 from stellarstack.panel.backends.base import BackendError, Kind, ServerBackend
 from stellarstack.panel.context import PanelContext
 from stellarstack.panel.db.engine import transaction
-from stellarstack.panel.db.models import Allocation, Server, Subuser, TargetKind, User
+from stellarstack.panel.db.models import Allocation, Server, TargetKind, User
 from stellarstack.panel.portplan import PortWish
-from stellarstack.panel.services import idempotency, servers
+from stellarstack.panel.services import idempotency, server_lists, servers
 from stellarstack.panel.services.status_sync import sync_all
 
 router = APIRouter(prefix="/api/servers", tags=["servers"])
@@ -208,16 +206,26 @@ def _public(
     )
 
 
-def _public_page(db: Session, rows: Sequence[Server]) -> list[ServerPublic]:
-    """A page of servers with one query for all their allocations, not one per server."""
-    by_server: dict[str, list[Allocation]] = {server.id: [] for server in rows}
-    for allocation in db.scalars(
-        select(Allocation)
-        .where(Allocation.server_id.in_(list(by_server)))
-        .order_by(Allocation.ip, Allocation.port)
-    ):
-        by_server[str(allocation.server_id)].append(allocation)
-    return [_public(db, server, allocations=by_server[server.id]) for server in rows]
+_SERVER_PAGE = Page[ServerPublic]
+
+
+def _page_response(found: server_lists.ServerPage, page: int, per_page: int) -> Response:
+    """A page of servers as JSON: validated once from plain rows and serialized by pydantic.
+    Returned as bytes, so FastAPI does not validate it again (in another thread hand-off)."""
+    items = [
+        {
+            **row,
+            "status": row["status"] or {},
+            "allocations": [dict(allocation) for allocation in found.allocations[row["id"]]],
+        }
+        for row in found.rows
+    ]
+    body = _SERVER_PAGE.model_validate(
+        {"items": items, "total": found.total, "page": page, "per_page": per_page}
+    )
+    return Response(
+        _SERVER_PAGE.__pydantic_serializer__.to_json(body), media_type="application/json"
+    )
 
 
 # --- dependencies -------------------------------------------------------------------------
@@ -321,7 +329,11 @@ def create_server(
     )
 
 
-@router.get("", summary="List the servers you can see (admins: every server)")
+@router.get(
+    "",
+    summary="List the servers you can see (admins: every server)",
+    response_model=Page[ServerPublic],
+)
 def list_servers(
     principal: ServersReader,
     db: SessionDep,
@@ -330,23 +342,17 @@ def list_servers(
     owner_id: str | None = Query(default=None, description="Admins: one owner's servers"),
     page: int = Query(default=1, ge=1, le=1_000_000),
     per_page: int = Query(default=50, ge=1, le=200),
-) -> Page[ServerPublic]:
-    user = principal.user
-    query = select(Server)
-    if not user.is_admin:
-        shared = select(Subuser.server_id).where(Subuser.user_id == user.id)
-        query = query.where(or_(Server.owner_id == user.id, Server.id.in_(shared)))
+) -> Response:
+    if not principal.is_admin:
+        visibility, who = server_lists.Visibility.SEEN_BY, principal.user_id
     elif owner_id is not None:
-        query = query.where(Server.owner_id == owner_id)
-    if name:
-        query = query.where(func.lower(Server.name).like(f"%{name.lower()}%"))
-    if state:
-        query = query.where(Server.state == state)
-    total = db.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = db.scalars(
-        query.order_by(Server.created_at, Server.id).offset((page - 1) * per_page).limit(per_page)
-    ).all()
-    return Page(items=_public_page(db, rows), total=total, page=page, per_page=per_page)
+        visibility, who = server_lists.Visibility.OWNED_BY, owner_id
+    else:
+        visibility, who = server_lists.Visibility.ALL, None
+    found = server_lists.server_page(
+        db, visibility, who=who, name=name, state=state, page=page, per_page=per_page
+    )
+    return _page_response(found, page, per_page)
 
 
 def _refresh(
@@ -600,19 +606,21 @@ def unsuspend(
     return _public(db, server)
 
 
-@admin_router.get("/unassigned", summary="Servers found at a backend that nobody owns yet")
+@admin_router.get(
+    "/unassigned",
+    summary="Servers found at a backend that nobody owns yet",
+    response_model=Page[ServerPublic],
+)
 def list_unassigned(
     _: AdminReader,
     db: SessionDep,
     page: int = Query(default=1, ge=1, le=1_000_000),
     per_page: int = Query(default=50, ge=1, le=200),
-) -> Page[ServerPublic]:
-    query = select(Server).where(Server.owner_id.is_(None))
-    total = db.scalar(select(func.count()).select_from(query.subquery())) or 0
-    rows = db.scalars(
-        query.order_by(Server.created_at, Server.id).offset((page - 1) * per_page).limit(per_page)
-    ).all()
-    return Page(items=_public_page(db, rows), total=total, page=page, per_page=per_page)
+) -> Response:
+    found = server_lists.server_page(
+        db, server_lists.Visibility.UNASSIGNED, page=page, per_page=per_page
+    )
+    return _page_response(found, page, per_page)
 
 
 @admin_router.post("/{server_id}/owner", summary="Give a server (adopted or not) an owner")
