@@ -177,9 +177,10 @@ def set_server(panel: Panel, server_id: str, **fields: Any) -> None:
 
 
 @contextlib.contextmanager
-def served(panel: Panel) -> Iterator[str]:
-    """The panel's app on a loopback port for the duration of the block; yields its URL."""
-    port = free_port()
+def served(panel: Panel, port: int | None = None) -> Iterator[str]:
+    """The panel's app on a loopback port (`port`, else a free one) for the duration of the
+    block; yields its URL."""
+    port = port or free_port()
     config = uvicorn.Config(
         panel.app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"
     )

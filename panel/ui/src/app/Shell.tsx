@@ -1,5 +1,5 @@
 import { useEffect } from "react";
-import { Link, NavLink, Outlet } from "react-router";
+import { Link, Outlet, useLocation } from "react-router";
 import { isUnauthenticated } from "../api/errors";
 import { ErrorNotice, Loading } from "../components/Feedback";
 import { Icon } from "../components/Icon";
@@ -10,14 +10,15 @@ import styles from "./Shell.module.css";
 import { ServerSwitcher } from "./ServerSwitcher";
 import { UserMenu } from "./UserMenu";
 
-function navClass({ isActive }: { isActive: boolean }): string {
-  return isActive ? `${styles.navLink} ${styles.active}` : `${styles.navLink}`;
+function navClass(active: boolean): string {
+  return active ? `${styles.navLink} ${styles.active}` : `${styles.navLink}`;
 }
 
 /** The frame of every page: header (switcher, account), navigation, the page. Only for a
  *  logged-in account; anyone else goes to the login page, which comes back here. */
 export function Shell() {
   const account = useAccount();
+  const { pathname } = useLocation();
   const loggedOut = isUnauthenticated(account.error);
   useEffect(() => {
     if (loggedOut) goToLogin();
@@ -57,10 +58,14 @@ export function Shell() {
         </div>
       </header>
       <nav className={styles.sidebar} aria-label="Main">
-        <NavLink to={paths.servers()} className={navClass} end>
+        <Link
+          to={paths.servers()}
+          className={navClass(pathname === "/" || pathname.startsWith("/server/"))}
+          aria-current={pathname === "/" ? "page" : undefined}
+        >
           <Icon name="server" />
           Servers
-        </NavLink>
+        </Link>
         <span className={styles.navSpacer} />
         <a className={styles.navLink} href="/docs">
           <Icon name="book" />

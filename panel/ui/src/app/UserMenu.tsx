@@ -48,7 +48,6 @@ export function UserMenu({ account }: { account: Account }) {
         className={styles.trigger}
         aria-expanded={open}
         aria-controls={panelId}
-        aria-label={`Account menu of ${account.name}`}
         onClick={() => {
           setOpen((value) => !value);
         }}
@@ -56,6 +55,7 @@ export function UserMenu({ account }: { account: Account }) {
         <span className={styles.avatar} aria-hidden="true">
           {initials(account.name)}
         </span>
+        <span className="visually-hidden">Account menu: </span>
         <span className={styles.name} data-testid="account-name">
           {account.name}
         </span>
