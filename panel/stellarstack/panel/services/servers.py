@@ -581,9 +581,14 @@ def power(
     if server.suspended:
         raise conflict("the server is suspended; an admin must unsuspend it first")
     place = place_of(db, server)
+    namespace, name = server.namespace, server.resource_name
+    # Nothing read here must hold until the node answers: end the transaction (on SQLite it
+    # holds the write lock) so a slow node does not hold the database; the entry below is
+    # written in a short one of its own once the node has accepted.
+    db.commit()
 
     async def send(backend: ServerBackend) -> str | None:
-        return await backend.power(server.namespace, server.resource_name, action)
+        return await backend.power(namespace, name, action)
 
     request = on_backend(context, place, send)
     context.activity.record(

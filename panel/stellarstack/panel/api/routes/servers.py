@@ -382,12 +382,14 @@ def _refresh(
 @router.get("/{server_id}", summary="Get a server, its status read from the backend now")
 def get_server(access: Viewer, db: SessionDep, context: ContextDep) -> ServerPublic:
     document, error = _refresh(context, db, access)
-    with transaction(context.sessions) as fresh:
+    # A read of its own (no write lock on SQLite): the request's session holds the server as
+    # it was before the status was stored.
+    with transaction(context.read_sessions) as fresh:
         server = fresh.get(Server, access.server.id)
         if server is None:
             raise not_found("server")
         blueprint = servers.blueprint_named(fresh, server.blueprint)
-        spec = servers.visible_spec(document, blueprint, admin=access.principal.user.is_admin)
+        spec = servers.visible_spec(document, blueprint, admin=access.principal.is_admin)
         return _public(fresh, server, spec=spec, backend_error=error)
 
 
