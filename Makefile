@@ -49,9 +49,15 @@ lock:
 	$(LOCK_COMMAND) -o $(LOCK)
 
 # The panel on http://localhost:8000 with SQLite and, where Docker answers, a local node
-# (state in .stellarstack/). The toy image is built first when Docker is there, so the toy
-# example blueprint can start a real server at once.
-run: $(STAMP) $(UI_STAMP)
+# (state in .stellarstack/). The Python install, the web UI build and the toy image (so the toy
+# example blueprint can start a real server at once) are independent: they run side by side.
+run:
+	@$(MAKE) --no-print-directory -j3 $(STAMP) $(UI_STAMP) toy-image
+	@echo "== run: starting the panel and its local node (Ctrl+C stops both)"
+	$(BIN)/stellarstack panel local
+
+.PHONY: toy-image
+toy-image:
 	@if ! docker info >/dev/null 2>&1; then \
 	  echo "== run: no Docker engine answers; the panel starts without a local node"; \
 	elif ! command -v busybox >/dev/null 2>&1; then \
@@ -60,8 +66,6 @@ run: $(STAMP) $(UI_STAMP)
 	  echo "== run: building the toy game server image (localhost/stellarstack/toy:1)"; \
 	  bash hack/images/build.sh toy >/dev/null 2>&1 || echo "== run: the toy image could not be built"; \
 	fi
-	@echo "== run: starting the panel and its local node (Ctrl+C stops both)"
-	$(BIN)/stellarstack panel local
 
 # The whole suite. pytest exits 5 when nothing was collected; that stays a failure here,
 # because a suite that runs nothing proves nothing, and it says so.
@@ -98,7 +102,7 @@ ui: $(UI_STAMP)
 $(UI_MODULES): $(UI_DIR)/package-lock.json
 	@if ! command -v npm >/dev/null 2>&1; then $(UI_NPM_MISSING); exit 0; fi; \
 	echo "== ui: installing the locked packages (npm ci)"; \
-	cd $(UI_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	cd $(UI_DIR) && npm_config_update_notifier=false npm ci --no-audit --no-fund --loglevel=error
 
 $(UI_STAMP): $(UI_MODULES) $(UI_SOURCES)
 	@if ! command -v npm >/dev/null 2>&1; then exit 0; fi; \
