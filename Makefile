@@ -100,12 +100,12 @@ format: $(STAMP)
 ui: $(UI_STAMP)
 
 $(UI_MODULES): $(UI_DIR)/package-lock.json
-	@if ! command -v npm >/dev/null 2>&1; then $(UI_NPM_MISSING); exit 0; fi; \
+	@if ! command -v npm >/dev/null 2>&1; then exit 0; fi; \
 	echo "== ui: installing the locked packages (npm ci)"; \
 	cd $(UI_DIR) && npm_config_update_notifier=false npm ci --no-audit --no-fund --loglevel=error
 
 $(UI_STAMP): $(UI_MODULES) $(UI_SOURCES)
-	@if ! command -v npm >/dev/null 2>&1; then exit 0; fi; \
+	@if ! command -v npm >/dev/null 2>&1; then $(UI_NPM_MISSING); exit 0; fi; \
 	echo "== ui: building the web UI into $(UI_BUILD)"; \
 	cd $(UI_DIR) && npm run --silent build >/dev/null
 
