@@ -354,6 +354,8 @@ def run_local(
         host=host,
         port=port,
         public_url=f"http://localhost:{port}",
+        # The address `make run` prints is localhost; people also type the loopback address.
+        extra_origins=[f"http://127.0.0.1:{port}"],
     )
     context = build_context(settings)
     upgrade(context.engine)

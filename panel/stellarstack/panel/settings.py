@@ -49,6 +49,9 @@ class PanelSettings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     public_url: str = "http://localhost:8000"
     """The address users reach the panel at (links in mail, WebSocket origins)."""
+    extra_origins: list[str] = Field(default_factory=list, max_length=16)
+    """Other addresses the panel's own pages are opened at (e.g. `http://127.0.0.1:8000` beside
+    `http://localhost:8000`): cookie-authenticated console sockets are accepted from them too."""
     session_lifetime_hours: int = Field(default=24 * 14, ge=1, le=24 * 365)
     """How long a login session lives without activity."""
     cookie_secure: bool = True

@@ -146,6 +146,28 @@ async def test_console_shows_output_and_a_commands_effect(
     assert ("server.console.command", f"name {new_name}") in events
 
 
+async def test_console_accepts_the_panels_extra_origins_and_only_those(
+    panel: Panel, toy_node: tuple[NodeProcess, str]
+) -> None:
+    """`extra_origins` (what `panel local` sets for 127.0.0.1 beside localhost) are the panel's
+    own pages too; any other origin stays refused."""
+    node, name = toy_node
+    owner, server_id = owner_and_server(panel, node, name)
+    panel.context.settings = panel.context.settings.model_copy(
+        update={"extra_origins": ["http://127.0.0.1:8000"]}
+    )
+    with served(panel) as base:
+        url = ws_url(base, server_id)
+        async with connect(
+            url, additional_headers=cookie_headers(owner, "http://127.0.0.1:8000")
+        ) as ws:
+            await until(ws, output("ready name="))
+        async with connect(
+            url, additional_headers=cookie_headers(owner, "http://127.0.0.1:8001")
+        ) as ws:
+            assert (await close_of(ws))[0] == 4403
+
+
 async def test_console_refuses_other_origins_missing_and_query_credentials(
     panel: Panel, toy_node: tuple[NodeProcess, str]
 ) -> None:

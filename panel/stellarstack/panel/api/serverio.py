@@ -178,7 +178,8 @@ def socket_principal(db: Session, context: PanelContext, connection: HTTPConnect
             f"authenticate with a session cookie or an API key ({API_KEY_PREFIX}...) in the "
             f"Authorization header or the {BEARER_SUBPROTOCOL}<key> subprotocol",
         )
-    if not same_origin(connection.headers.get("origin"), context.settings.public_url):
+    own_origins = [context.settings.public_url, *context.settings.extra_origins]
+    if not any(same_origin(connection.headers.get("origin"), url) for url in own_origins):
         raise ApiError(
             status.HTTP_403_FORBIDDEN,
             "origin_refused",
