@@ -25,7 +25,8 @@ from kubernetes.stream import stream
 def streaming_core_api(api_client: Any) -> Iterator[Any]:
     """A CoreV1Api on a new ApiClient with `api_client`'s configuration and headers, for one
     streaming call; the shared `api_client` itself is never touched."""
-    dedicated = client.ApiClient(api_client.configuration, cookie=api_client.cookie)
+    # Typed as Any: the client's partial stubs leave its methods untyped.
+    dedicated: Any = client.ApiClient(api_client.configuration, cookie=api_client.cookie)
     dedicated.default_headers.update(api_client.default_headers)
     try:
         yield client.CoreV1Api(dedicated)

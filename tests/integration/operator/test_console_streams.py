@@ -14,6 +14,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 import pytest
@@ -86,33 +87,48 @@ def _log(kube: Kube, namespace: str, name: str) -> str:
 
 
 async def under_reads(
-    streams: list[Awaitable[None]], read: Callable[[], Awaitable[object]]
+    chains: list[list[Callable[[], Awaitable[None]]]], read: Callable[[], Awaitable[object]]
 ) -> tuple[list[BaseException], int]:
-    """Run the stream calls at once while READERS tasks keep reading until they are done.
-    Returns every failure (of both kinds) and how many reads were made."""
+    """Run the chains of stream calls at once (each chain's calls one after another) while
+    READERS tasks keep reading until they are done. Returns every failure (of both kinds) and
+    how many reads overlapped a stream call (started and ended while one was open)."""
     done = asyncio.Event()
-    reads = 0
+    open_streams = 0
+    reads = overlapped = 0
     failures: list[BaseException] = []
     deadline = time.monotonic() + ROUND_SECONDS
 
     async def reader() -> None:
-        nonlocal reads
+        nonlocal reads, overlapped
         while not done.is_set() and reads < READS_AT_MOST and time.monotonic() < deadline:
             reads += 1
+            during = open_streams > 0
             try:
                 await read()
             except Exception as error:
                 failures.append(error)
+            if during and open_streams > 0:
+                overlapped += 1
+
+    async def chain(calls: list[Callable[[], Awaitable[None]]]) -> None:
+        nonlocal open_streams
+        for call in calls:
+            open_streams += 1
+            try:
+                await call()
+            except Exception as error:
+                failures.append(error)
+            finally:
+                open_streams -= 1
 
     async def writers() -> None:
         try:
-            results = await asyncio.gather(*streams, return_exceptions=True)
-            failures.extend(r for r in results if isinstance(r, BaseException))
+            await asyncio.gather(*(chain(calls) for calls in chains))
         finally:
             done.set()
 
     await asyncio.gather(writers(), *(reader() for _ in range(READERS)))
-    return failures, reads
+    return failures, overlapped
 
 
 def _operator_threads() -> None:
@@ -139,20 +155,24 @@ async def test_operator_console_writes_and_stops_leave_other_requests_alone(
         return await operator.list_services(kube_namespace, "app=toy")
 
     writes = [
-        operator.send_console(kube_namespace, name, "game", f"say round {i} of {name}")
+        [
+            partial(operator.send_console, kube_namespace, name, "game", f"say round {i} of {name}")
+            for i in range(WRITES_PER_TOY)
+        ]
         for name in toys
-        for i in range(WRITES_PER_TOY)
     ]
-    failures, reads = await under_reads(writes, read)
+    failures, overlapped = await under_reads(writes, read)
     assert not failures, _summary(failures)
-    assert reads > len(writes), "the reads ran beside the writes"
+    assert overlapped >= READERS, f"only {overlapped} reads ran while a stream was open"
     for name in toys:
         log = _log(kube, kube_namespace, name)
         for i in range(WRITES_PER_TOY):
             assert f"[say] round {i} of {name}" in log, log
 
     # What deleting many running servers at once does: `stop` through attach to each.
-    stops = [operator.send_console(kube_namespace, name, "game", "stop") for name in toys]
+    stops = [
+        [partial(operator.send_console, kube_namespace, name, "game", "stop")] for name in toys
+    ]
     failures, _ = await under_reads(stops, read)
     assert not failures, _summary(failures)
     for name in toys:
@@ -176,13 +196,15 @@ async def test_runtime_console_writes_leave_other_requests_alone(
         return status
 
     writes = [
-        runtime.send_command(key, f"say runtime {i} of {key.name}")
+        [
+            partial(runtime.send_command, key, f"say runtime {i} of {key.name}")
+            for i in range(WRITES_PER_TOY)
+        ]
         for key in keys[1:]
-        for i in range(WRITES_PER_TOY)
     ]
-    failures, reads = await under_reads(writes, read)
+    failures, overlapped = await under_reads(writes, read)
     assert not failures, _summary(failures)
-    assert reads > len(writes), "the reads ran beside the writes"
+    assert overlapped >= READERS, f"only {overlapped} reads ran while a stream was open"
     for key in keys[1:]:
         log = _log(kube, kube_namespace, key.name)
         for i in range(WRITES_PER_TOY):
