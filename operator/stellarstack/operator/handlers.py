@@ -27,7 +27,8 @@ from stellarstack.api.constants import (
     MANAGED_BY,
     VERSION,
 )
-from stellarstack.operator.compute import compute_blueprint_status
+from stellarstack.api.runtime import ProcessPhase
+from stellarstack.operator.compute import compute_blueprint_status, compute_process
 from stellarstack.operator.kube import Kube, connect
 from stellarstack.operator.metrics import Metrics
 from stellarstack.operator.reconcile import GameServerReconciler, OperatorSettings
@@ -144,8 +145,10 @@ async def gameserver_daemon(
     await reconciler.run(body, _wake_event(memo), lambda: bool(stopped))
 
 
-def pod_ended(status: kopf.Status, **_: Any) -> bool:
-    return status.get("phase") in {"Succeeded", "Failed"}
+def pod_ended(body: kopf.Body, **_: Any) -> bool:
+    """The game process ended: its container terminated (the Pod's phase turns Succeeded or
+    Failed only later, once the kubelet has finished with the whole Pod)."""
+    return compute_process(dict(body)).phase is ProcessPhase.EXITED
 
 
 @kopf.on.event(

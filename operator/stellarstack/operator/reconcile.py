@@ -125,6 +125,8 @@ class GameServerReconciler:
         # (namespace, name) -> (generation, why, when): the API server refused a child. Kept in
         # memory only: an operator restart simply tries again.
         self._refused: dict[tuple[str, str], tuple[int | None, str, datetime]] = {}
+        # (namespace, Pod name) -> set when that game Pod is seen ending: a stop waits on it.
+        self._pod_ends: dict[tuple[str, str], asyncio.Event] = {}
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -158,6 +160,9 @@ class GameServerReconciler:
         which wakes its loop) rather than at the loop's next idle look. Patching the same
         value again is a no-op for the API server, so repeated Pod events cost nothing."""
         meta = pod["metadata"]
+        stopping = self._pod_ends.get((meta.get("namespace") or "", meta.get("name") or ""))
+        if stopping is not None:
+            stopping.set()
         owner = (meta.get("labels") or {}).get(LABEL_GAMESERVER)
         if owner and meta.get("namespace"):
             await self.kube.annotate_gameserver(
@@ -433,23 +438,36 @@ class GameServerReconciler:
             return
         method = blueprint.spec.stop if blueprint is not None else None
         grace = method.grace_period_seconds if method is not None else 30
-        if method is not None and method.type is StopType.COMMAND and method.command:
-            try:
-                await self.kube.send_console(
-                    namespace, pod_name, builders.GAME_CONTAINER, method.command
-                )
-            except Exception as error:  # the attach API failing must not prevent the stop
-                log.warning("%s/%s: stop command not sent (%s); signalling", namespace, name, error)
+        # Registered before the stop is sent, so an end seen meanwhile is not missed.
+        key = (namespace, pod_name)
+        ended = self._pod_ends.setdefault(key, asyncio.Event())
+        try:
+            if method is not None and method.type is StopType.COMMAND and method.command:
+                try:
+                    await self.kube.send_console(
+                        namespace, pod_name, builders.GAME_CONTAINER, method.command
+                    )
+                except Exception as error:  # the attach API failing must not prevent the stop
+                    log.warning(
+                        "%s/%s: stop command not sent (%s); signalling", namespace, name, error
+                    )
+                    await self.kube.delete("Pod", namespace, pod_name, grace_seconds=grace)
+            else:
+                # The kubelet sends the image's stop signal (SIGTERM by default), then SIGKILL.
                 await self.kube.delete("Pod", namespace, pod_name, grace_seconds=grace)
-        else:
-            # The kubelet sends the image's stop signal (SIGTERM by default), then SIGKILL.
-            await self.kube.delete("Pod", namespace, pod_name, grace_seconds=grace)
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline:
-            pod = await self.kube.read("Pod", namespace, pod_name)
-            if pod is None or not container_running(pod):
-                return
-            await asyncio.sleep(1)
+            deadline = time.monotonic() + grace
+            while (left := deadline - time.monotonic()) > 0:
+                pod = await self.kube.read("Pod", namespace, pod_name)
+                if pod is None or not container_running(pod):
+                    return
+                # Woken by the Pod's end (`notify_pod_ended`, from the Pod watch) as soon as the
+                # kubelet reports it; the read each second covers an end the watch missed.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(ended.wait(), timeout=min(1.0, left))
+                ended.clear()
+        finally:
+            if self._pod_ends.get(key) is ended:
+                del self._pod_ends[key]
         log.info("%s/%s did not stop within %d s; killing", namespace, name, grace)
         await self.kill(namespace, name)
 
@@ -511,24 +529,44 @@ class GameServerReconciler:
                 )
         self._refused.pop((namespace, name), None)
         await self.stop(namespace, name, blueprint)
-        await self.kill(namespace, name)
-        await self.kube.delete("Job", namespace, builders.install_name(name))
-        await self.kube.delete("ConfigMap", namespace, builders.install_name(name))
-        await self.kube.delete("Service", namespace, builders.service_name(name))
-        pvc = builders.pvc_name(name)
-        if gameserver.spec.storage.retain_on_delete:
-            # Drop the owner so garbage collection keeps the volume after the GameServer goes.
-            existing = await self.kube.read("PersistentVolumeClaim", namespace, pvc)
-            if existing is not None and existing["metadata"].get("ownerReferences"):
-                await asyncio.to_thread(
-                    self.kube.core.patch_namespaced_persistent_volume_claim,
-                    pvc,
-                    namespace,
-                    {"metadata": {"ownerReferences": None}},
-                )
-        else:
-            await self.kube.delete("PersistentVolumeClaim", namespace, pvc)
+        # Independent of each other, so at once. The volume may go before the Pod is gone:
+        # the API server keeps a claim in use (its protection finalizer) until then.
+        await asyncio.gather(
+            self._remove_game_pod(namespace, name),
+            self.kube.delete("Job", namespace, builders.install_name(name)),
+            self.kube.delete("ConfigMap", namespace, builders.install_name(name)),
+            self.kube.delete("Service", namespace, builders.service_name(name)),
+            self._remove_volume(gameserver, namespace, name),
+        )
         self.metrics.gameservers.forget(namespace, name)
+
+    async def _remove_game_pod(self, namespace: str, name: str) -> None:
+        """Delete the game Pod. Wait until it is gone only while its game may still run: once
+        the game container has ended, what is left is the kubelet's bookkeeping, and the Pod
+        goes with it (owned by the GameServer as well)."""
+        pod_name = builders.pod_name(name)
+        pod = await self.kube.read("Pod", namespace, pod_name)
+        if pod is None:
+            return
+        await self.kube.delete("Pod", namespace, pod_name, grace_seconds=0)
+        if compute_process(pod).phase is not ProcessPhase.EXITED:
+            await self._wait_pod_gone(namespace, pod_name)
+
+    async def _remove_volume(self, gameserver: GameServer, namespace: str, name: str) -> None:
+        """Delete the data volume, or, when it is retained, let it outlive the GameServer."""
+        pvc = builders.pvc_name(name)
+        if not gameserver.spec.storage.retain_on_delete:
+            await self.kube.delete("PersistentVolumeClaim", namespace, pvc)
+            return
+        # Drop the owner so garbage collection keeps the volume after the GameServer goes.
+        existing = await self.kube.read("PersistentVolumeClaim", namespace, pvc)
+        if existing is not None and existing["metadata"].get("ownerReferences"):
+            await asyncio.to_thread(
+                self.kube.core.patch_namespaced_persistent_volume_claim,
+                pvc,
+                namespace,
+                {"metadata": {"ownerReferences": None}},
+            )
 
 
 _REFUSALS = {400, 403, 422}

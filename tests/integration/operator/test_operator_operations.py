@@ -7,94 +7,28 @@ tested is the operator's bookkeeping, not the game.
 from __future__ import annotations
 
 import json
-import os
 import secrets
-import shutil
-import signal
-import subprocess
-import sys
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from kubernetes.client.exceptions import ApiException
-from prometheus_client.parser import text_string_to_metric_families
 
 from support.kube import Kube
-from support.operator_cluster import GROUP, VERSION, GameServers, delete_all_gameservers
-from support.runtime_harness import free_port
+from support.operator_cluster import (
+    GROUP,
+    VERSION,
+    GameServers,
+    OperatorProcess,
+    delete_all_gameservers,
+)
 
 pytestmark = [pytest.mark.kube, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[3]
 CHART_CRDS = REPO / "charts" / "stellarstack" / "crds"
 RECONCILES = "stellarstack_operator_reconcile_duration_seconds_count"
-
-
-class OperatorProcess:
-    """One `stellarstack operator` process with its metrics port and its log file."""
-
-    def __init__(self, kube: Kube, log: Path, *args: str) -> None:
-        executable = shutil.which("stellarstack", path=str(Path(sys.executable).parent))
-        assert executable, "the stellarstack entry point is installed (make install)"
-        self.port = free_port()
-        self.log = log
-        self._output = log.open("w")
-        self.process = subprocess.Popen(
-            [
-                executable,
-                "operator",
-                "--metrics-port",
-                str(self.port),
-                "--metrics-address",
-                "127.0.0.1",
-                *args,
-            ],
-            env={**os.environ, "KUBECONFIG": str(kube.kubeconfig)},
-            stdout=self._output,
-            stderr=subprocess.STDOUT,
-        )
-        kube.wait_for("metrics answer", lambda: self.metrics() is not None, 60)
-
-    def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-        if self.process.poll() is not None:
-            raise AssertionError(f"the operator exited: {self.output()[-3000:]}")
-        url = f"http://127.0.0.1:{self.port}/metrics"
-        with urllib.request.urlopen(url, timeout=5) as response:
-            text = response.read().decode()
-        return {
-            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-            for family in text_string_to_metric_families(text)
-            for sample in family.samples
-        }
-
-    def value(self, name: str, **labels: str) -> float:
-        return self.metrics().get((name, tuple(sorted(labels.items()))), 0.0)
-
-    def in_state(self, state: str) -> float:
-        return self.value("stellarstack_gameservers", state=state)
-
-    def managed(self) -> float:
-        return sum(
-            v for (name, _), v in self.metrics().items() if name == "stellarstack_gameservers"
-        )
-
-    def output(self) -> str:
-        self._output.flush()
-        return self.log.read_text()
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        self._output.close()
-        return int(self.process.returncode)
 
 
 @pytest.fixture
