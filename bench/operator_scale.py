@@ -18,10 +18,19 @@ operator creates no child object for it. Per batch it reports:
   same namespace; the ratio (GameServers/s over ConfigMaps/s) is what to compare across runs,
   since the machine is noisy.
 
+First, in a namespace of its own, the deletion of running servers (`--running`, default 10):
+that many toy GameServers (100m CPU, a `stop` console command) Running, then all deleted at once
+as `kubectl delete gs --all --wait=false` does, timed until the last one is gone from the API —
+next to the games' own stop time measured in the same run: as many bare toy Pods of the same
+image and size, sent `stop` on their consoles at once, timed until the last game process
+ended. The goal is a deletion within 1.5 times the games' own stop. The operator's log is
+searched for failed API calls ("Handshake status": a console stream that broke other requests).
+
 Needs the local cluster (`make cluster`) or $KUBECONFIG with a test context; prints why and exits
-0 when none is reachable. Every loop is bounded by a count and a deadline. The namespace and the
-Blueprint are deleted at the end. Usage:
-python bench/operator_scale.py [--backlog 400] [--batches 100,500] [--threads 8] [--timeout 300]
+0 when none is reachable. Every loop is bounded by a count and a deadline. The namespaces and the
+Blueprints are deleted at the end. Usage:
+python bench/operator_scale.py [--running 10] [--backlog 400] [--batches 100,500] [--threads 8]
+[--timeout 300] [--only-deletion]
 """
 
 from __future__ import annotations
@@ -50,12 +59,17 @@ from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 from prometheus_client.parser import text_string_to_metric_families
 
+from stellarstack.operator.kubestream import write_stdin
+
 REPO = Path(__file__).resolve().parents[1]
 GROUP, VERSION = "stellarstack.io", "v1alpha1"
 TEST_CONTEXT_PREFIXES = ("stellarstack-test", "kind-")
 LOCAL_KUBECONFIG = Path.home() / ".cache" / "stellarstack" / "cluster" / "kubeconfig"
 TARGET_RATE = 20.0
 TARGET_RSS_MB = 300.0
+TARGET_DELETION_RATIO = 1.5
+TOY_IMAGE = "localhost/stellarstack/toy:1"
+TOY_RESOURCES = {"cpu": "100m", "memory": "64Mi"}
 
 
 def skip(reason: str) -> None:
@@ -224,8 +238,9 @@ def create_all(threads: int, names: list[str], create: Callable[[str], None]) ->
 
 @contextlib.contextmanager
 def operator_process(
-    kubeconfig: Path, namespace: str, port: int
+    kubeconfig: Path, namespace: str, port: int, lines: list[str] | None = None
 ) -> Iterator[subprocess.Popen[bytes]]:
+    """The operator watching `namespace`; its log's lines are added to `lines` at the end."""
     executable = shutil.which("stellarstack", path=str(Path(sys.executable).parent))
     if executable is None:
         skip("the `stellarstack` command is not installed (make install)")
@@ -267,9 +282,315 @@ def operator_process(
                 process.kill()
                 process.wait(timeout=10)
             log.seek(0)
-            errors = [line for line in log.read().decode().splitlines() if "ERROR" in line]
+            output = log.read().decode(errors="replace").splitlines()
+            if lines is not None:
+                lines.extend(output)
+            errors = [line for line in output if "ERROR" in line]
             if errors:
                 print(f"  operator log: {len(errors)} ERROR lines, first: {errors[0][:300]}")
+
+
+def bench_namespace(core: Any, prefix: str) -> str:
+    namespace = f"{prefix}-{secrets.token_hex(3)}"
+    core.create_namespace(
+        {"metadata": {"name": namespace, "labels": {"stellarstack.io/test": "bench"}}}
+    )
+    return namespace
+
+
+def toy_blueprint(name: str, stop: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "Blueprint",
+        "metadata": {"name": name},
+        "spec": {
+            "displayName": "Bench",
+            "images": [{"name": "Toy", "image": TOY_IMAGE}],
+            "startupCommands": [{"name": "Default", "command": "/usr/local/bin/toy"}],
+            "variables": [
+                {"env": "TOY_NAME", "name": "Name", "default": "toy"},
+                {"env": "TOY_DATA", "name": "Data", "default": "/home/container"},
+            ],
+            "stop": stop,
+            "readiness": {"consolePatterns": ["ready name="]},
+        },
+    }
+
+
+def bare_toy_pod(name: str) -> dict[str, Any]:
+    """The toy as the game Pod runs it (image, command, stdin, size, user), without an operator."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": {"bench": "own-stop"}},
+        "spec": {
+            "restartPolicy": "Never",
+            "terminationGracePeriodSeconds": 10,
+            "securityContext": {"runAsUser": 1000, "runAsGroup": 1000, "runAsNonRoot": True},
+            "containers": [
+                {
+                    "name": "game",
+                    "image": TOY_IMAGE,
+                    "imagePullPolicy": "IfNotPresent",
+                    "command": ["/usr/local/bin/toy"],
+                    "env": [{"name": "TOY_DATA", "value": "/tmp"}],
+                    "stdin": True,
+                    "stdinOnce": False,
+                    "resources": {"requests": TOY_RESOURCES, "limits": TOY_RESOURCES},
+                }
+            ],
+        },
+    }
+
+
+class PodEnds:
+    """Watches a namespace's Pods; records when each one's game container was first seen
+    running and terminated (the kubelet's report, as the operator sees it)."""
+
+    def __init__(self, api_client: Any, namespace: str, selector: str) -> None:
+        self.core: Any = client.CoreV1Api(api_client)
+        self.namespace = namespace
+        self.selector = selector
+        self.running: dict[str, float] = {}
+        self.ended: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            stream = watch.Watch()
+            try:
+                for event in stream.stream(
+                    self.core.list_namespaced_pod,
+                    self.namespace,
+                    label_selector=self.selector,
+                    timeout_seconds=30,
+                ):
+                    now = time.monotonic()
+                    pod = event["object"]
+                    for state in (pod.status.container_statuses or []) if pod.status else []:
+                        with self._lock:
+                            if state.state.running is not None:
+                                self.running.setdefault(pod.metadata.name, now)
+                            if state.state.terminated is not None or event["type"] == "DELETED":
+                                self.ended.setdefault(pod.metadata.name, now)
+                    if self._stop.is_set():
+                        break
+            except Exception as error:  # a dropped watch is re-opened (bounded by the stop)
+                print(f"  (pod watch re-opened after {type(error).__name__})")
+                time.sleep(0.5)
+            finally:
+                stream.stop()
+
+    def wait(self, what: str, names: set[str], timeout: float) -> bool:
+        table = self.running if what == "running" else self.ended
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if names <= set(table):
+                    return True
+            time.sleep(0.05)
+        return False
+
+    def times(self, what: str) -> dict[str, float]:
+        with self._lock:
+            return dict(self.running if what == "running" else self.ended)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=40)
+
+
+def own_stop_seconds(api_client: Any, core: Any, namespace: str, count: int) -> float | None:
+    """The games' own stop: `count` bare toys sent `stop` at once, until the last one ended."""
+    names = [f"own-stop-{i:02d}" for i in range(count)]
+    ends = PodEnds(api_client, namespace, "bench=own-stop")
+    try:
+        for name in names:
+            core.create_namespaced_pod(namespace, bare_toy_pod(name))
+        if not ends.wait("running", set(names), 180):
+            print("  the bare toys did not all run within 180 s")
+            return None
+        # Running is not listening yet: wait for each toy's ready line before stopping it.
+        deadline = time.monotonic() + 60
+        for name in names:
+            while "ready name=" not in str(
+                core.read_namespaced_pod_log(name, namespace, container="game")
+            ):
+                if time.monotonic() > deadline:
+                    print(f"  {name} never printed its ready line")
+                    return None
+                time.sleep(0.2)
+        began = time.monotonic()
+        with ThreadPoolExecutor(max_workers=count) as pool:
+            list(
+                pool.map(
+                    lambda name: write_stdin(api_client, namespace, name, "game", "stop\n"),
+                    names,
+                )
+            )
+        if not ends.wait("ended", set(names), 120):
+            print("  the bare toys did not all end within 120 s")
+            return None
+        return max(ends.times("ended")[n] for n in names) - began
+    finally:
+        ends.close()
+        core.delete_collection_namespaced_pod(namespace, label_selector="bench=own-stop")
+
+
+def running_gameserver(name: str, namespace: str, blueprint: str) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "GameServer",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "blueprint": blueprint,
+            "variables": {"TOY_NAME": name},
+            "resources": {**TOY_RESOURCES, "disk": "100Mi"},
+            "exposure": {"type": "ClusterIP"},
+            "ports": [{"name": "status", "port": 7777, "protocol": "TCP"}],
+        },
+    }
+
+
+def deletion_run(api_client: Any, kubeconfig: Path, args: argparse.Namespace) -> None:
+    """Deleting `args.running` running GameServers at once, next to the games' own stop."""
+    core: Any = client.CoreV1Api(api_client)
+    custom: Any = client.CustomObjectsApi(api_client)
+    namespace = bench_namespace(core, "bench-deletion")
+    blueprint = namespace
+    custom.create_cluster_custom_object(
+        GROUP,
+        VERSION,
+        "blueprints",
+        toy_blueprint(blueprint, {"type": "Command", "command": "stop", "gracePeriodSeconds": 30}),
+    )
+    names = [f"running-{i:02d}" for i in range(args.running)]
+    log: list[str] = []
+    try:
+        print(f"load average before: {load_average()}")
+        own = own_stop_seconds(api_client, core, namespace, args.running)
+        if own is None:
+            return
+        print(
+            f"the games' own stop: {args.running} toys told `stop` at once, "
+            f"all ended {own:.2f} s later"
+        )
+        with operator_process(kubeconfig, namespace, free_port(), log):
+            create_all(
+                args.threads,
+                names,
+                lambda name: custom.create_namespaced_custom_object(
+                    GROUP,
+                    VERSION,
+                    namespace,
+                    "gameservers",
+                    running_gameserver(name, namespace, blueprint),
+                ),
+            )
+            deadline = time.monotonic() + args.timeout
+            while time.monotonic() < deadline:
+                items = custom.list_namespaced_custom_object(
+                    GROUP, VERSION, namespace, "gameservers"
+                )["items"]
+                running = [i for i in items if (i.get("status") or {}).get("state") == "Running"]
+                if len(running) == len(names):
+                    break
+                time.sleep(1)
+            else:
+                print(f"  only {len(running)} of {len(names)} GameServers Running in time")
+                return
+            print(f"{len(names)} GameServers Running; load average {load_average()}")
+            gone = GoneWatch(api_client, namespace)
+            try:
+                began = time.monotonic()
+                create_all(
+                    args.threads,
+                    names,
+                    lambda name: custom.delete_namespaced_custom_object(
+                        GROUP, VERSION, namespace, "gameservers", name
+                    ),
+                )
+                all_gone = gone.wait(set(names), args.timeout)
+                times = gone.times()
+            finally:
+                gone.close()
+            took = [times[n] - began for n in names if n in times]
+            if not all_gone:
+                print(f"  {len(names) - len(took)} of {len(names)} not deleted in time")
+            if took:
+                slowest = max(took)
+                print(
+                    f"deleted {len(took)} running GameServers at once in {slowest:.2f} s "
+                    f"(first gone after {min(took):.2f} s, median {statistics.median(took):.2f} "
+                    f"s): x{slowest / own:.2f} of the games' own stop (goal <= "
+                    f"x{TARGET_DELETION_RATIO}); load average {load_average()}"
+                )
+        broken = [line for line in log if "Handshake status" in line]
+        print(f"operator log: {len(broken)} failed API calls ('Handshake status')")
+    finally:
+        cleanup(custom, core, namespace, blueprint)
+
+
+class GoneWatch:
+    """Records when each GameServer of a namespace is deleted (a DELETED event)."""
+
+    def __init__(self, api_client: Any, namespace: str) -> None:
+        self.custom: Any = client.CustomObjectsApi(api_client)
+        self.namespace = namespace
+        self.gone: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            stream = watch.Watch()
+            try:
+                for event in stream.stream(
+                    self.custom.list_namespaced_custom_object,
+                    GROUP,
+                    VERSION,
+                    self.namespace,
+                    "gameservers",
+                    timeout_seconds=30,
+                ):
+                    if event["type"] == "DELETED":
+                        with self._lock:
+                            self.gone.setdefault(
+                                event["object"]["metadata"]["name"], time.monotonic()
+                            )
+                    if self._stop.is_set():
+                        break
+            except Exception as error:  # a dropped watch is re-opened (bounded by the stop)
+                print(f"  (watch re-opened after {type(error).__name__})")
+                time.sleep(0.5)
+            finally:
+                stream.stop()
+
+    def wait(self, names: set[str], timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if names <= set(self.gone):
+                    return True
+            time.sleep(0.05)
+        return False
+
+    def times(self) -> dict[str, float]:
+        with self._lock:
+            return dict(self.gone)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=40)
+
+
+def load_average() -> str:
+    return ", ".join(f"{x:.1f}" for x in os.getloadavg()) + f" on {os.cpu_count()} CPUs"
 
 
 def run(args: argparse.Namespace) -> None:
@@ -278,6 +599,10 @@ def run(args: argparse.Namespace) -> None:
     core: Any = client.CoreV1Api(api_client)
     custom: Any = client.CustomObjectsApi(api_client)
     ensure_crds(api_client)
+    if args.running:
+        deletion_run(api_client, kubeconfig, args)
+    if args.only_deletion:
+        return
     suffix = secrets.token_hex(3)
     namespace = f"bench-operator-{suffix}"
     blueprint = f"bench-operator-{suffix}"
@@ -469,6 +794,15 @@ def main() -> None:
         type=int,
         default=400,
         help="GameServers created before the operator starts (default 400: 1,000 in all)",
+    )
+    parser.add_argument(
+        "--running",
+        type=int,
+        default=10,
+        help="running GameServers deleted at once (default 10; 0 skips that part)",
+    )
+    parser.add_argument(
+        "--only-deletion", action="store_true", help="only the deletion of running servers"
     )
     parser.add_argument("--threads", type=int, default=8, help="client threads creating objects")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per batch at most")
