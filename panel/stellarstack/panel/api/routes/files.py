@@ -19,6 +19,7 @@ from starlette.background import BackgroundTask
 
 from stellarstack.panel.api.errors import ApiError, FieldProblem, forbidden
 from stellarstack.panel.api.serverio import (
+    STREAM_CHUNK,
     ServerUse,
     backend_for,
     coalesced,
@@ -161,6 +162,15 @@ async def _forward(
         if answer.close is not None:
             await answer.close()
 
+    length = answer.headers.get("content-length", "")
+    if length.isdigit() and int(length) <= STREAM_CHUNK:
+        # A small answer (a listing, a stat, a small file): read whole and sent in one piece,
+        # which costs less than streaming it through an iterator and a background task.
+        try:
+            content = b"".join([chunk async for chunk in answer.body])
+        finally:
+            await release()
+        return Response(content, status_code=answer.status_code, headers=dict(answer.headers))
     return StreamingResponse(
         coalesced(answer.body),
         status_code=answer.status_code,
