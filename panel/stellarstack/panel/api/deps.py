@@ -61,7 +61,7 @@ def _finish(session: Session, *, commit: bool) -> None:
         session.close()
 
 
-async def get_db(request: Request, context: ContextDep) -> AsyncIterator[Session]:
+async def get_db(request: Request) -> AsyncIterator[Session]:
     """One transaction per request: committed when the route returns, rolled back on error —
     before the response is sent. Reads (GET, HEAD) take no write lock on SQLite, so they run
     side by side.
@@ -74,6 +74,9 @@ async def get_db(request: Request, context: ContextDep) -> AsyncIterator[Session
     that waits on nothing (SQLite ends a read in memory; PostgreSQL reads run in autocommit,
     see `make_session_factory`). A write's commit waits for the disk or the server, so it
     runs in a worker thread."""
+    # The context from the app, not through `ContextDep`: each dependency in the tree costs
+    # its resolution on every request, and this one is on every request.
+    context: PanelContext = request.app.state.context
     reading = request.method in SAFE_METHODS
     factory = context.read_sessions if reading else context.sessions
     async with context.database_gate.admitted():
@@ -335,11 +338,11 @@ def authenticate(
 def current_principal(
     request: Request,
     db: SessionDep,
-    context: ContextDep,
     _bearer_doc: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)] = None,
     _cookie_doc: Annotated[str | None, Depends(_cookie)] = None,
 ) -> Principal:
-    return authenticate(request, db, context)
+    # `_bearer_doc` and `_cookie_doc` only describe the two ways in to the OpenAPI document.
+    return authenticate(request, db, request.app.state.context)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
