@@ -14,25 +14,12 @@ import pytest
 from stellarstack.panel.api.app import create_app
 from stellarstack.panel.context import build_context
 from stellarstack.panel.security import totp
+from support.browser import chromium
 from support.panel import ADMIN_EMAIL, PASSWORD, Clock, Panel, panel_settings
 from support.panel_node import served
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 NEW_PASSWORD = "a freshly chosen passphrase"
 TIMEOUT_MS = 15_000
-
-playwright_api = pytest.importorskip(
-    "playwright.sync_api", reason="Playwright is not installed (pip install -e '.[dev]')"
-)
 
 
 @pytest.fixture
@@ -47,14 +34,8 @@ def dev_panel(tmp_path: Path, panel_db_url: str, panel_clock: Clock) -> Iterator
 
 @pytest.fixture
 def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing (Debian package `chromium`)")
-    with playwright_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture
